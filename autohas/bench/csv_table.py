@@ -1,0 +1,91 @@
+"""Reader of a NATS topology table in CSV (format of shared/data/nats-tss/nats-tss-table.csv).
+
+The table has two fidelities: 12 epochs (H0) and 200 epochs (H1). It has no
+validation accuracy, so the search signal is the 12-epoch *test* accuracy (`acc12`)
+and the reported accuracy is `acc200`; the cost of b epochs is `time12 * b / 12`.
+"""
+from __future__ import annotations
+
+import csv
+import os
+
+import numpy as np
+
+from autohas.bench.base import DATASETS, Benchmark, Cost, Evaluation
+from autohas.errors import AutohasError
+from autohas.spaces import Space
+
+FIDELITIES = (12, 200)
+
+
+class CsvTableBenchmark(Benchmark):
+    def __init__(self, path: str, space: Space):
+        self.path = os.path.abspath(path)
+        self.space = space
+        self.source = f"CSV table {os.path.basename(self.path)}"
+        self.signal = "test accuracy after the 12-epoch schedule (acc12; the table has no validation split); reported: acc200"
+        self._load()
+
+    def _load(self) -> None:
+        try:
+            with open(self.path, newline="") as handle:
+                reader = csv.DictReader(handle)
+                header = reader.fieldnames or []
+                rows = list(reader)
+        except (OSError, UnicodeDecodeError, csv.Error) as exc:
+            raise AutohasError(f"cannot read benchmark table {self.path}: {exc}") from None
+        if "index" not in header or "arch" not in header:
+            raise AutohasError(f"{self.path} is not a NATS table: it lacks the 'index' and 'arch' columns")
+        self.datasets = tuple(d for d in DATASETS if all(f"{d}.{k}" in header for k in ("acc12", "acc200", "time12")))
+        if not self.datasets:
+            raise AutohasError(f"{self.path} has no complete '<dataset>.acc12/acc200/time12' columns")
+        n = self.space.size
+        self._present = np.zeros(n, dtype=bool)
+        self._columns = {(d, k): np.full(n, np.nan) for d in self.datasets for k in ("acc12", "acc200", "time12")}
+        for line, row in enumerate(rows, start=2):
+            try:
+                index = int(row["index"])
+                official = self.space.index_to_arch(index)
+            except (ValueError, AutohasError):
+                raise AutohasError(f"{self.path}:{line}: bad index {row['index']!r}") from None
+            try:
+                self.space.decode(row["arch"])
+            except AutohasError:
+                raise AutohasError(f"{self.path} is not a {self.space.name} table: row {line} holds {row['arch']!r}") from None
+            if row["arch"] != official:
+                raise AutohasError(
+                    f"{self.path}:{line}: arch {row['arch']!r} is not {self.space.name} index {index} ({official})"
+                )
+            self._present[index] = True
+            for (d, k), column in self._columns.items():
+                try:
+                    column[index] = float(row[f"{d}.{k}"])
+                except (TypeError, ValueError):
+                    raise AutohasError(f"{self.path}:{line}: {d}.{k} is not a number") from None
+
+    @property
+    def fidelities(self) -> tuple[int, ...]:
+        return FIDELITIES
+
+    def _row(self, arch: str) -> int:
+        index = self.space.arch_to_index(arch)
+        if not self._present[index]:
+            raise AutohasError(f"architecture {index} ({arch}) has no row in {self.path}")
+        return index
+
+    def evaluate(self, arch: str, dataset: str, epoch: int, seed: int | None = None) -> Evaluation:
+        self.check_dataset(dataset)
+        if epoch not in FIDELITIES:
+            raise AutohasError(f"epoch {epoch} is not a fidelity of {self.source} ({FIDELITIES})")
+        i = self._row(arch)
+        acc = self._columns[(dataset, "acc12" if epoch == 12 else "acc200")][i]
+        return Evaluation(epoch=epoch, valid_acc=float(acc), sim_seconds=float(self._columns[(dataset, "time12")][i] * epoch / 12))
+
+    def test_acc(self, arch: str, dataset: str) -> float:
+        self.check_dataset(dataset)
+        return float(self._columns[(dataset, "acc200")][self._row(arch)])
+
+    def cost(self, arch: str, dataset: str) -> Cost:
+        self.check_dataset(dataset)
+        self._row(arch)
+        return Cost(params=None, flops=None, latency=None)

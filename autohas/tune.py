@@ -1,0 +1,275 @@
+"""The command line: `python -m autohas.tune --algo rea --space nats-tss ...`.
+
+Options come from three places, later ones winning: built-in defaults, `--config
+FILE.yaml`, the command line. Bad input ends with one line on stderr and exit 2;
+an interrupted experiment ends with exit 130 and continues with `--resume`.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import sys
+from dataclasses import dataclass, fields
+from typing import Any, Sequence
+
+from autohas.errors import AutohasError
+
+# NATS-Bench multi-trial budgets (simulated seconds), from the official scripts.
+DEFAULT_TIME_BUDGETS = {
+    "nats-tss": {"cifar10": 20000, "cifar100": 40000, "ImageNet16-120": 120000},
+    "nats-sss": {"cifar10": 20000, "cifar100": 40000, "ImageNet16-120": 60000},
+}
+EXPERIMENT_FILE = "experiment.yaml"
+# Options that define what an experiment measures: a resumed one must keep them.
+FIXED_ON_RESUME = ("space", "dataset", "benchmark", "time_budget", "num_samples", "concurrency", "seed_mode")
+
+
+@dataclass
+class Options:
+    algo: list[str]
+    space: str
+    dataset: str = "cifar10"
+    benchmark: str | None = None
+    time_budget: float | None = None
+    num_samples: int | None = None
+    seed: int = 0
+    seeds: int = 1
+    concurrency: int = 1
+    seed_mode: str = "sample"
+    storage: str = "results"
+    name: str | None = None
+    resume: bool = False
+    overwrite: bool = False
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # one line, exit 2 (argparse prints usage too)
+        raise AutohasError(message)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from autohas.spaces import SPACE_NAMES
+    from searchers import ALGORITHMS
+
+    p = _Parser(
+        prog="python -m autohas.tune",
+        description="Run NAS/HPO searchers with Ray Tune and write results in the common schema.",
+        argument_default=argparse.SUPPRESS,
+        epilog=f"algorithms: {', '.join(ALGORITHMS)}; spaces: {', '.join(SPACE_NAMES)}. "
+        "Results: <storage>/<name>/results.jsonl (one JSON record per reported step).",
+    )
+    p.add_argument("--algo", help=f"searcher(s), comma-separated: {', '.join(ALGORITHMS)}")
+    p.add_argument("--space", help=f"search space: {', '.join(SPACE_NAMES)}")
+    p.add_argument("--dataset", help="cifar10 | cifar100 | ImageNet16-120 (default cifar10)")
+    p.add_argument(
+        "--benchmark",
+        help="a NATS-Bench CSV table, an official '-simple' folder, or a folder holding one "
+        "(default: $AUTOHAS_BENCHMARK, else $TORCH_HOME, else ~/.torch)",
+    )
+    p.add_argument("--time-budget", type=float, help="simulated training seconds per run (default: NATS-Bench's)")
+    p.add_argument("--num-samples", type=int, help="at most this many trials per run")
+    p.add_argument("--seed", type=int, help="first seed (default 0)")
+    p.add_argument("--seeds", type=int, help="number of seeds: runs seeds S..S+K-1 (default 1)")
+    p.add_argument("--concurrency", type=int, help="trials at once per run (default 1)")
+    p.add_argument("--seed-mode", choices=("sample", "mean"), help="benchmark runs: one per evaluation (default) or their mean")
+    p.add_argument("--storage", help="folder for experiments (default ./results)")
+    p.add_argument("--name", help="experiment name (default <space>-<dataset>)")
+    p.add_argument("--config", help="YAML file with any of these options (the command line wins)")
+    p.add_argument("--resume", action="store_true", help="continue an interrupted experiment")
+    p.add_argument("--overwrite", action="store_true", help="delete an existing experiment of this name first")
+    return p
+
+
+def _read_yaml(path: str) -> dict:
+    import yaml
+
+    try:
+        with open(path) as handle:
+            data = yaml.safe_load(handle)
+    except OSError as exc:
+        raise AutohasError(f"cannot read config {path}: {exc.strerror}") from None
+    except yaml.YAMLError as exc:
+        where = getattr(exc, "problem_mark", None)
+        at = f" (line {where.line + 1})" if where else ""
+        raise AutohasError(f"malformed YAML in {path}{at}: {getattr(exc, 'problem', None) or exc}") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise AutohasError(f"config {path} must be a mapping of option: value")
+    known = {f.name for f in fields(Options)}
+    options = {}
+    for key, value in data.items():
+        name = str(key).replace("-", "_")
+        if name not in known:
+            raise AutohasError(f"config {path}: unknown option {key!r}")
+        options[name] = value
+    return options
+
+
+def _as_algos(value: Any) -> list[str]:
+    items = value if isinstance(value, (list, tuple)) else str(value).split(",")
+    algos = [str(a).strip() for a in items if str(a).strip()]
+    if not algos:
+        raise AutohasError("--algo is empty")
+    return algos
+
+
+def parse_options(argv: Sequence[str]) -> Options:
+    """Defaults < --config YAML < command line, validated (AutohasError on bad input)."""
+    given = vars(build_parser().parse_args(list(argv)))
+    merged: dict[str, Any] = {}
+    if "config" in given:
+        merged.update(_read_yaml(given.pop("config")))
+    merged.update(given)
+    for required in ("algo", "space"):
+        if required not in merged:
+            raise AutohasError(f"--{required} is required (on the command line or in --config)")
+    merged["algo"] = _as_algos(merged["algo"])
+    try:
+        options = Options(**merged)
+        for name in ("seed", "seeds", "concurrency"):
+            setattr(options, name, int(getattr(options, name)))
+        if options.num_samples is not None:
+            options.num_samples = int(options.num_samples)
+        if options.time_budget is not None:
+            options.time_budget = float(options.time_budget)
+    except (TypeError, ValueError) as exc:
+        raise AutohasError(f"bad option value: {exc}") from None
+    return validate(options)
+
+
+def validate(options: Options) -> Options:
+    from autohas.bench import DATASETS, default_benchmark_path, open_benchmark
+    from autohas.spaces import get_space
+    from searchers import check_algorithm
+
+    get_space(options.space)
+    for algo in options.algo:
+        check_algorithm(algo)
+    if len(set(options.algo)) != len(options.algo):
+        raise AutohasError(f"--algo names an algorithm twice: {','.join(options.algo)}")
+    if options.dataset not in DATASETS:
+        raise AutohasError(f"unknown dataset {options.dataset!r}; choose from: {', '.join(DATASETS)}")
+    if options.seeds < 1 or options.concurrency < 1:
+        raise AutohasError("--seeds and --concurrency must be at least 1")
+    if options.num_samples is not None and options.num_samples < 1:
+        raise AutohasError("--num-samples must be at least 1")
+    if options.time_budget is not None and options.time_budget <= 0:
+        raise AutohasError("--time-budget must be positive")
+    if options.seed_mode not in ("sample", "mean"):
+        raise AutohasError(f"--seed-mode must be sample or mean, not {options.seed_mode!r}")
+    if options.benchmark is None:
+        options.benchmark = default_benchmark_path()
+        if not os.path.exists(options.benchmark):
+            raise AutohasError(f"no --benchmark given and {options.benchmark} does not exist")
+    bench = open_benchmark(options.benchmark, options.space)
+    bench.check_dataset(options.dataset)
+    options.benchmark = os.path.abspath(options.benchmark)
+    if options.time_budget is None and options.num_samples is None:
+        options.time_budget = float(DEFAULT_TIME_BUDGETS[options.space][options.dataset])
+    options.storage = os.path.abspath(options.storage)
+    options.name = options.name or f"{options.space}-{options.dataset}"
+    if os.sep in options.name or options.name in ("", ".", ".."):
+        raise AutohasError(f"--name must be a plain folder name, not {options.name!r}")
+    return options
+
+
+def _experiment_record(options: Options) -> dict:
+    return {f.name: getattr(options, f.name) for f in fields(Options) if f.name not in ("resume", "overwrite")}
+
+
+def prepare_experiment(options: Options) -> str:
+    """Create (or check, on --resume) the experiment folder; it keeps its options in experiment.yaml."""
+    import yaml
+
+    folder = os.path.join(options.storage, options.name)
+    saved_path = os.path.join(folder, EXPERIMENT_FILE)
+    exists = os.path.isdir(folder) and bool(os.listdir(folder))
+    if exists and options.overwrite:
+        shutil.rmtree(folder)
+        exists = False
+    if exists and not options.resume:
+        raise AutohasError(f"{folder} already holds an experiment: add --resume to continue it, --overwrite to replace it, or choose another --name")
+    if options.resume and os.path.exists(saved_path):
+        saved = _read_yaml(saved_path)
+        for key in FIXED_ON_RESUME:
+            if key in saved and saved[key] != getattr(options, key):
+                raise AutohasError(f"cannot resume {folder} with --{key.replace('_', '-')} {getattr(options, key)}: it was started with {saved[key]}")
+        algos = list(saved.get("algo", []))
+        options.algo = algos + [a for a in options.algo if a not in algos]
+    os.makedirs(folder, exist_ok=True)
+    with open(saved_path, "w") as handle:
+        yaml.safe_dump(_experiment_record(options), handle, sort_keys=False)
+    return folder
+
+
+def _start_ray() -> bool:
+    """Start a small local Ray unless this process is already connected; True if we started it."""
+    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+    os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
+    import ray
+
+    if ray.is_initialized():
+        return False
+    ray.init(include_dashboard=False, log_to_driver=False, logging_level="ERROR")
+    return True
+
+
+def run(options: Options) -> int:
+    """Run every (algorithm, seed) of the experiment; the process exit code."""
+    from autohas.runner import RunSpec, execute
+
+    folder = prepare_experiment(options)
+    started = _start_ray()
+    status = 0
+    try:
+        for algo in options.algo:
+            for seed in range(options.seed, options.seed + options.seeds):
+                spec = RunSpec(
+                    algo=algo,
+                    seed=seed,
+                    space=options.space,
+                    dataset=options.dataset,
+                    benchmark=options.benchmark,
+                    experiment_dir=folder,
+                    time_budget=options.time_budget,
+                    num_samples=options.num_samples,
+                    concurrency=options.concurrency,
+                    seed_mode=options.seed_mode,
+                )
+                outcome = execute(spec, resume=options.resume)
+                best = f"{outcome.best_test_acc:.2f}" if outcome.best_test_acc is not None else "-"
+                print(
+                    f"{algo} seed {seed}: {outcome.trials} trials, {outcome.sim_seconds:.0f} simulated s, "
+                    f"{outcome.wall_seconds:.1f} s wall; best test acc {best} {outcome.best_arch or ''}",
+                    flush=True,
+                )
+                if outcome.errored:
+                    print(f"warning: {outcome.errored} trial(s) of {algo} seed {seed} failed; see {spec.run_dir}", file=sys.stderr)
+                    status = 1
+                if not outcome.finished:
+                    print(f"interrupted: continue with the same command plus --resume ({folder})", file=sys.stderr)
+                    return 130
+    finally:
+        if started:
+            import ray
+
+            ray.shutdown()
+    print(f"results: {os.path.join(folder, 'results.jsonl')}")
+    return status
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    try:
+        return run(parse_options(sys.argv[1:] if argv is None else argv))
+    except AutohasError as exc:
+        print(f"autohas.tune: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted: continue with the same command plus --resume", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

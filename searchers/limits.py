@@ -1,0 +1,99 @@
+"""The experiment's limits around any searcher: simulated time budget, trial count,
+concurrency; and the rule that searchers never see test accuracies.
+
+The NATS-Bench protocol: no new trial starts once the trials so far have used the
+simulated time budget (the sum of their simulated training costs).
+"""
+from __future__ import annotations
+
+import pickle
+
+from ray.tune.search import Searcher
+
+from autohas.schema import for_searcher
+
+
+class LimitedSearcher(Searcher):
+    def __init__(
+        self,
+        searcher: Searcher,
+        time_budget: float | None = None,
+        max_trials: int | None = None,
+        max_concurrent: int = 1,
+        cost_key: str = "trial_sim_seconds",
+        finished_marker: str | None = None,
+    ):
+        super().__init__(metric=searcher.metric, mode=searcher.mode)
+        self.searcher = searcher
+        self.time_budget = time_budget
+        self.max_trials = max_trials
+        self.max_concurrent = max(1, int(max_concurrent))
+        self.cost_key = cost_key
+        self.finished_marker = finished_marker  # a file touched once the search is over
+        self.trial_cost: dict[str, float] = {}
+        self.live: set[str] = set()
+        self.num_started = 0
+
+    @property
+    def used_seconds(self) -> float:
+        return sum(self.trial_cost.values())
+
+    def exhausted(self) -> bool:
+        if self.time_budget is not None and self.used_seconds >= self.time_budget:
+            return True
+        return self.max_trials is not None and self.num_started >= self.max_trials
+
+    def _mark_if_over(self) -> None:
+        """Leave the marker once nothing more will run: budget spent and no trial live."""
+        if self.finished_marker and self.exhausted() and not self.live:
+            open(self.finished_marker, "a").close()
+
+    def set_search_properties(self, metric, mode, config, **spec) -> bool:
+        ok = self.searcher.set_search_properties(metric, mode, config, **spec)
+        self._metric, self._mode = self.searcher.metric, self.searcher.mode
+        return ok
+
+    def suggest(self, trial_id: str):
+        if self.exhausted():
+            self._mark_if_over()
+            return Searcher.FINISHED
+        if len(self.live) >= self.max_concurrent:
+            return None
+        config = self.searcher.suggest(trial_id)
+        if isinstance(config, dict):
+            self.live.add(trial_id)
+            self.num_started += 1
+        return config
+
+    def _account(self, trial_id: str, result: dict | None) -> None:
+        if result and result.get(self.cost_key) is not None:
+            cost = float(result[self.cost_key])
+            self.trial_cost[trial_id] = max(cost, self.trial_cost.get(trial_id, 0.0))
+
+    def on_trial_result(self, trial_id: str, result: dict) -> None:
+        self._account(trial_id, result)
+        self.searcher.on_trial_result(trial_id, for_searcher(result))
+
+    def on_trial_complete(self, trial_id: str, result: dict | None = None, error: bool = False) -> None:
+        self._account(trial_id, result)
+        self.live.discard(trial_id)
+        self.searcher.on_trial_complete(trial_id, for_searcher(result) if result else result, error=error)
+        self._mark_if_over()
+
+    def get_state(self) -> dict:
+        state = {k: v for k, v in self.__dict__.items() if k != "searcher"}
+        state["inner"] = self.searcher.get_state()
+        return state
+
+    def set_state(self, state: dict) -> None:
+        state = dict(state)
+        self.searcher.set_state(state.pop("inner"))
+        self.__dict__.update(state)
+
+    def save(self, checkpoint_path: str) -> None:
+        with open(checkpoint_path, "wb") as handle:
+            pickle.dump(self.get_state(), handle)
+
+    def restore(self, checkpoint_path: str) -> None:
+        with open(checkpoint_path, "rb") as handle:
+            self.set_state(pickle.load(handle))

@@ -1,0 +1,9 @@
+"""Random search: every architecture uniformly at random (the NATS-Bench RANDOM baseline)."""
+from __future__ import annotations
+
+from searchers.base import SpaceSearcher
+
+
+class RandomSearch(SpaceSearcher):
+    def propose(self) -> str:
+        return self.space.sample(self.rng)

@@ -1,0 +1,90 @@
+"""Tabular trainable: "trains" one architecture by looking its numbers up in a benchmark.
+
+It reports the benchmark's search signal epoch by epoch up to its budget, with the
+simulated cost of reaching each epoch (`trial_sim_seconds`), and never sleeps. A
+checkpoint after each epoch lets a paused or interrupted trial resume from its last
+epoch instead of epoch 0.
+"""
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+import time
+from dataclasses import dataclass
+
+import numpy as np
+from ray import tune
+
+from autohas import schema
+from autohas.bench import open_benchmark
+
+SEED_MODES = ("sample", "mean")
+
+
+@dataclass(frozen=True)
+class TabularSetup:
+    """Everything a tabular trial needs besides the architecture (passed via with_parameters)."""
+
+    benchmark: str  # resolved path of the CSV table or official folder
+    space: str
+    dataset: str
+    budget: int  # epochs of the search schedule to report up to
+    seed: int  # the run's seed
+    algo: str
+    seed_mode: str = "sample"  # "sample": one benchmark run per (seed, arch); "mean": average of runs
+    checkpoint: bool = True
+
+
+def benchmark_seed(run_seed: int, arch_index: int) -> int:
+    """Which of the benchmark's training runs an evaluation reads: random, yet fixed per run seed."""
+    return int(np.random.default_rng([run_seed, arch_index]).integers(2**31))
+
+
+def _last_epoch() -> int:
+    checkpoint = tune.get_checkpoint()
+    if checkpoint is None:
+        return 0
+    with checkpoint.as_directory() as folder:
+        with open(os.path.join(folder, "state.json")) as handle:
+            return int(json.load(handle)["epoch"])
+
+
+def tabular_trainable(config: dict, setup: TabularSetup) -> None:
+    start = time.perf_counter()
+    bench = open_benchmark(setup.benchmark, setup.space)
+    arch = bench.space.config_to_arch(config)
+    index = bench.space.arch_to_index(arch)
+    seed = None if setup.seed_mode == "mean" else benchmark_seed(setup.seed, index)
+    test_acc = bench.test_acc(arch, setup.dataset)
+    cost = bench.cost(arch, setup.dataset)
+    done = _last_epoch()
+    for epoch in bench.epochs_up_to(setup.budget):
+        if epoch <= done:
+            continue
+        evaluation = bench.evaluate(arch, setup.dataset, epoch, seed)
+        result = schema.trial_result(
+            algo=setup.algo,
+            space=setup.space,
+            dataset=setup.dataset,
+            seed=setup.seed,
+            trial_id=tune.get_context().get_trial_id(),
+            arch=arch,
+            arch_index=index,
+            hparams={},
+            epoch=epoch,
+            budget=epoch,
+            valid_acc=evaluation.valid_acc,
+            test_acc=test_acc,
+            trial_sim_seconds=evaluation.sim_seconds,
+            wall_seconds=time.perf_counter() - start,
+            params=cost.params,
+            flops=cost.flops,
+        )
+        if setup.checkpoint:
+            with tempfile.TemporaryDirectory() as folder:
+                with open(os.path.join(folder, "state.json"), "w") as handle:
+                    json.dump({"epoch": epoch}, handle)
+                tune.report(result, checkpoint=tune.Checkpoint.from_directory(folder))
+        else:
+            tune.report(result)
