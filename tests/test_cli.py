@@ -1,0 +1,153 @@
+"""The CLI contract: bad input, determinism, the done-when run, YAML, resume."""
+import csv
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from autohas.tune import main
+from tests.conftest import ROOT
+
+PY = sys.executable
+
+
+def cli(*args, timeout=120):
+    return subprocess.run([PY, "-m", "autohas.tune", *args], cwd=ROOT, capture_output=True, text=True, timeout=timeout)
+
+
+def records(path):
+    with open(path) as handle:
+        return [json.loads(line) for line in handle]
+
+
+@pytest.fixture(scope="module")
+def acc200(table_path):
+    with open(table_path, newline="") as handle:
+        return {row["arch"]: {d: float(row[f"{d}.acc200"]) for d in ("cifar10", "cifar100", "ImageNet16-120")} for row in csv.DictReader(handle)}
+
+
+@pytest.mark.parametrize(
+    "args,message",
+    [
+        (["--algo", "nope", "--space", "nats-tss"], "unknown algorithm 'nope'"),
+        (["--algo", "rea", "--space", "darts"], "unknown space 'darts'"),
+        (["--algo", "rea", "--space", "nats-tss", "--dataset", "mnist"], "unknown dataset 'mnist'"),
+        (["--algo", "rea", "--space", "nats-tss", "--benchmark", "/no/such/file.csv"], "benchmark not found: /no/such/file.csv"),
+        (["--algo", "rea", "--space", "nats-tss", "--config", "/no/such.yaml"], "cannot read config /no/such.yaml"),
+        (["--algo", "rea", "--space", "nats-tss", "--seeds", "x"], "--seeds: invalid int value"),
+        (["--space", "nats-tss"], "--algo is required"),
+        (["--algo", "rea", "--space", "nats-tss", "--bogus"], "unrecognized arguments: --bogus"),
+    ],
+)
+def test_bad_input_is_one_line_and_exit_2(args, message):
+    out = cli(*args)
+    assert out.returncode == 2
+    lines = out.stderr.strip().splitlines()
+    assert len(lines) == 1, out.stderr
+    assert lines[0].startswith("autohas.tune: error: ") and message in lines[0]
+    assert "Traceback" not in out.stderr and out.stdout == ""
+
+
+def test_malformed_yaml_and_unknown_key(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("algo: [rea\nspace: nats-tss\n")
+    out = cli("--config", str(bad))
+    assert out.returncode == 2 and len(out.stderr.strip().splitlines()) == 1
+    assert "malformed YAML" in out.stderr and "Traceback" not in out.stderr
+    unknown = tmp_path / "unknown.yaml"
+    unknown.write_text("algo: rea\nspace: nats-tss\nbudgett: 3\n")
+    out = cli("--config", str(unknown))
+    assert out.returncode == 2 and "unknown option 'budgett'" in out.stderr
+
+
+def test_dataset_missing_from_benchmark(official_path, tmp_path):
+    table = tmp_path / "c10.csv"
+    table.write_text("index,arch,cifar10.acc12,cifar10.acc200,cifar10.time12\n")
+    out = cli("--algo", "rea", "--space", "nats-tss", "--dataset", "cifar100", "--benchmark", str(table))
+    assert out.returncode == 2 and "dataset 'cifar100' is not in CSV table c10.csv" in out.stderr
+
+
+def test_help_lists_algorithms_and_spaces():
+    out = cli("--help")
+    assert out.returncode == 0
+    assert "algorithms: random, rea" in out.stdout and "spaces: nats-tss, nats-sss" in out.stdout
+
+
+def test_done_when_rea_cifar100(ray_session, table_path, tmp_path, acc200):
+    argv = ["--algo", "rea", "--space", "nats-tss", "--dataset", "cifar100", "--benchmark", str(table_path),
+            "--time-budget", "40000", "--seed", "0", "--storage", str(tmp_path), "--name", "t"]
+    assert main(argv) == 0
+    recs = records(tmp_path / "t" / "results.jsonl")
+    assert len(recs) > 100
+    from autohas.schema import RECORD_KEYS
+    assert all(list(r) == list(RECORD_KEYS) for r in recs)
+    clock = [r["sim_seconds"] for r in recs]
+    assert clock == sorted(clock) and clock[-1] <= 40000
+    # The next trial would have crossed the budget: the run used nearly all of it.
+    assert clock[-1] > 40000 - max(r["trial_sim_seconds"] for r in recs)
+    for r in recs:
+        assert r["test_acc"] == pytest.approx(acc200[r["arch"]]["cifar100"])
+        assert r["best_test_acc"] == pytest.approx(acc200[r["best_arch"]]["cifar100"])
+    best = max(recs, key=lambda r: r["valid_acc"])
+    assert recs[-1]["best_arch"] == best["arch"]
+    # the same experiment name again is refused rather than overwritten
+    assert main(argv) == 2
+    # the same command again (new name) gives the same trials
+    assert main(argv[:-1] + ["t-again"]) == 0
+    assert [r["arch"] for r in records(tmp_path / "t-again" / "results.jsonl")] == [r["arch"] for r in recs]
+
+
+def test_several_algorithms_seeds_and_yaml(ray_session, table_path, tmp_path):
+    config = tmp_path / "exp.yaml"
+    config.write_text(f"algo: [random, rea]\nspace: nats-tss\ndataset: ImageNet16-120\nbenchmark: {table_path}\n"
+                      f"time-budget: 1.0e9\nnum_samples: 4\nseeds: 2\nseed: 3\nstorage: {tmp_path}\nname: fromyaml\n")
+    assert main(["--config", str(config), "--num-samples", "6"]) == 0  # the command line wins
+    recs = records(tmp_path / "fromyaml" / "results.jsonl")
+    runs = {(r["algo"], r["seed"]) for r in recs}
+    assert runs == {("random", 3), ("random", 4), ("rea", 3), ("rea", 4)}
+    for run in runs:
+        assert len({r["trial_id"] for r in recs if (r["algo"], r["seed"]) == run}) == 6
+    assert {r["dataset"] for r in recs} == {"ImageNet16-120"}
+    random3 = [r["arch"] for r in recs if (r["algo"], r["seed"]) == ("random", 3)]
+    random4 = [r["arch"] for r in recs if (r["algo"], r["seed"]) == ("random", 4)]
+    assert random3 != random4
+
+
+def test_interrupted_experiment_resumes_without_repeats_or_losses(ray_session, table_path, tmp_path):
+    common = ["--algo", "rea", "--space", "nats-tss", "--dataset", "cifar10", "--benchmark", str(table_path),
+              "--time-budget", "12000", "--seed", "1", "--storage", str(tmp_path)]
+    assert main(common + ["--name", "whole"]) == 0
+    whole = records(tmp_path / "whole" / "results.jsonl")
+
+    path = tmp_path / "cut" / "results.jsonl"
+    proc = subprocess.Popen([PY, "-m", "autohas.tune", *common, "--name", "cut"], cwd=ROOT,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 90
+    while time.time() < deadline and (not path.exists() or len(path.read_text().splitlines()) < 15):
+        time.sleep(0.2)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=90)
+    assert proc.returncode == 130, err
+    assert "--resume" in err and "Traceback" not in err
+    partial = records(path)
+    assert 15 <= len(partial) < len(whole)
+
+    assert main(common + ["--name", "cut", "--resume"]) == 0
+    resumed = records(path)
+    assert resumed[: len(partial)] == partial  # nothing finished was lost or rewritten
+    assert len({(r["trial_id"], r["epoch"]) for r in resumed}) == len(resumed)  # nothing repeated
+    assert [r["arch"] for r in resumed] == [r["arch"] for r in whole]
+    assert [r["sim_seconds"] for r in resumed] == pytest.approx([r["sim_seconds"] for r in whole])
+    # resuming a finished experiment changes nothing
+    assert main(common + ["--name", "cut", "--resume"]) == 0
+    assert records(path) == resumed
+
+
+def test_resume_refuses_a_changed_protocol(ray_session, table_path, tmp_path):
+    common = ["--algo", "random", "--space", "nats-tss", "--benchmark", str(table_path), "--num-samples", "2", "--storage", str(tmp_path), "--name", "e"]
+    assert main(common) == 0
+    assert main(common + ["--resume", "--dataset", "cifar100"]) == 2
