@@ -12,6 +12,7 @@ import os
 import tempfile
 import time
 from dataclasses import dataclass
+from typing import Iterator
 
 import numpy as np
 from ray import tune
@@ -50,7 +51,12 @@ def _last_epoch() -> int:
             return int(json.load(handle)["epoch"])
 
 
-def tabular_trainable(config: dict, setup: TabularSetup) -> None:
+def tabular_results(setup: TabularSetup, config: dict, trial_id: str, done: int = 0) -> Iterator[dict]:
+    """The schema results of one evaluation, epoch by epoch after epoch `done`.
+
+    Shared by the Ray trainable and the simulated-clock driver, so both report
+    exactly the same numbers.
+    """
     start = time.perf_counter()
     bench = open_benchmark(setup.benchmark, setup.space)
     arch = bench.space.config_to_arch(config)
@@ -58,17 +64,16 @@ def tabular_trainable(config: dict, setup: TabularSetup) -> None:
     seed = None if setup.seed_mode == "mean" else benchmark_seed(setup.seed, index)
     test_acc = bench.test_acc(arch, setup.dataset)
     cost = bench.cost(arch, setup.dataset)
-    done = _last_epoch()
     for epoch in bench.epochs_up_to(setup.budget):
         if epoch <= done:
             continue
         evaluation = bench.evaluate(arch, setup.dataset, epoch, seed)
-        result = schema.trial_result(
+        yield schema.trial_result(
             algo=setup.algo,
             space=setup.space,
             dataset=setup.dataset,
             seed=setup.seed,
-            trial_id=tune.get_context().get_trial_id(),
+            trial_id=trial_id,
             arch=arch,
             arch_index=index,
             hparams={},
@@ -81,10 +86,16 @@ def tabular_trainable(config: dict, setup: TabularSetup) -> None:
             params=cost.params,
             flops=cost.flops,
         )
+
+
+def tabular_trainable(config: dict, setup: TabularSetup) -> None:
+    """The Ray Tune function trainable: reports each result, with a checkpoint of its epoch."""
+    trial_id = tune.get_context().get_trial_id()
+    for result in tabular_results(setup, config, trial_id, done=_last_epoch()):
         if setup.checkpoint:
             with tempfile.TemporaryDirectory() as folder:
                 with open(os.path.join(folder, "state.json"), "w") as handle:
-                    json.dump({"epoch": epoch}, handle)
+                    json.dump({"epoch": result["epoch"]}, handle)
                 tune.report(result, checkpoint=tune.Checkpoint.from_directory(folder))
         else:
             tune.report(result)
