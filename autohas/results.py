@@ -16,6 +16,7 @@ from ray.tune import Callback
 from autohas.schema import RECORD_KEYS, TRIAL_KEYS, to_record
 
 RESULTS_FILE = "results.jsonl"
+PROTOCOL_FILE = "protocol.json"  # how an experiment's numbers were obtained, for the report
 
 
 class RunLedger:

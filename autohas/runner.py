@@ -5,6 +5,7 @@ and one `results.jsonl` shared by all of them.
 """
 from __future__ import annotations
 
+import json
 import os
 import time
 from dataclasses import dataclass
@@ -59,14 +60,13 @@ def _trial_dirname(trial) -> str:
     return f"trial_{trial.trial_id}"
 
 
-def _trainable(spec: RunSpec):
-    from ray import tune
-
+def tabular_setup(spec: RunSpec):
+    """What every evaluation of this run needs besides its configuration."""
     from autohas.bench import open_benchmark
-    from trainables.tabular import TabularSetup, tabular_trainable
+    from trainables.tabular import TabularSetup
 
     bench = open_benchmark(spec.benchmark, spec.space)
-    setup = TabularSetup(
+    return TabularSetup(
         benchmark=spec.benchmark,
         space=spec.space,
         dataset=spec.dataset,
@@ -75,28 +75,60 @@ def _trainable(spec: RunSpec):
         algo=spec.algo,
         seed_mode=spec.seed_mode,
     )
-    resources = {"cpu": 1.0 / max(1, spec.concurrency)}
-    return tune.with_resources(tune.with_parameters(tabular_trainable, setup=setup), resources)
+
+
+def build_searcher(spec: RunSpec, mark_finished: bool = True):
+    """The run's searcher inside the experiment's limits (the same object type in both modes).
+
+    With `mark_finished` it leaves a marker file in the run folder once the search is over.
+    """
+    import searchers
+    from autohas.spaces import get_space
+    from searchers.limits import LimitedSearcher
+
+    return LimitedSearcher(
+        searchers.create(spec.algo, get_space(spec.space), spec.seed),
+        time_budget=spec.time_budget,
+        max_trials=spec.num_samples,
+        max_concurrent=spec.concurrency,
+        finished_marker=os.path.join(spec.run_dir, FINISHED_MARKER) if mark_finished else None,
+    )
+
+
+def build_scheduler(spec: RunSpec):
+    """The algorithm's trial scheduler (HyperBandForBOHB for bohb), or None for FIFO."""
+    import searchers
+
+    return searchers.scheduler_for(spec.algo, tabular_setup(spec).budget)
+
+
+def _trial_resources(concurrency: int) -> dict:
+    """CPUs per trial such that only `concurrency` trials fit at once (on one node at least)."""
+    import ray
+
+    total = ray.cluster_resources().get("CPU", 1.0)
+    per_node = max((n["Resources"].get("CPU", 0.0) for n in ray.nodes() if n.get("Alive")), default=total)
+    return {"cpu": max(0.01, min(per_node, total / max(1, concurrency)))}
+
+
+def _trainable(spec: RunSpec):
+    from ray import tune
+
+    from trainables.tabular import tabular_trainable
+
+    return tune.with_resources(
+        tune.with_parameters(tabular_trainable, setup=tabular_setup(spec)), _trial_resources(spec.concurrency)
+    )
 
 
 def _new_tuner(spec: RunSpec):
     from ray import tune
 
-    import searchers
-    from autohas.spaces import get_space
-    from searchers.limits import LimitedSearcher
-
-    searcher = LimitedSearcher(
-        searchers.create(spec.algo, get_space(spec.space), spec.seed),
-        time_budget=spec.time_budget,
-        max_trials=spec.num_samples,
-        max_concurrent=spec.concurrency,
-        finished_marker=os.path.join(spec.run_dir, FINISHED_MARKER),
-    )
     return tune.Tuner(
         _trainable(spec),
         tune_config=tune.TuneConfig(
-            search_alg=searcher,
+            search_alg=build_searcher(spec),
+            scheduler=build_scheduler(spec),
             metric=METRIC,
             mode=MODE,
             num_samples=-1,
@@ -117,26 +149,48 @@ def is_finished(spec: RunSpec) -> bool:
     return os.path.exists(os.path.join(spec.run_dir, FINISHED_MARKER))
 
 
+RUN_FILE = "run.json"
+
+
+def record_run(spec: RunSpec, mode: str, wall_seconds: float) -> None:
+    """Keep how a run was executed and its wall time (added up over resumed attempts)."""
+    os.makedirs(spec.run_dir, exist_ok=True)
+    path = os.path.join(spec.run_dir, RUN_FILE)
+    before = 0.0
+    if os.path.exists(path):
+        with open(path) as handle:
+            before = float(json.load(handle).get("wall_seconds", 0.0))
+    with open(path, "w") as handle:
+        json.dump({"algo": spec.algo, "seed": spec.seed, "mode": mode, "wall_seconds": before + wall_seconds}, handle)
+
+
+def read_run(run_dir: str) -> dict:
+    path = os.path.join(run_dir, RUN_FILE)
+    if not os.path.exists(path):
+        return {}
+    with open(path) as handle:
+        return json.load(handle)
+
+
 def execute(spec: RunSpec, resume: bool = False) -> RunOutcome:
-    """Run (or, with `resume`, continue) one run and summarise it from results.jsonl."""
+    """Run (or, with `resume`, continue) one run as a Ray Tune experiment."""
     from ray import tune
 
     os.makedirs(spec.run_dir, exist_ok=True)
     start = time.perf_counter()
+    errored = 0
     if resume and tune.Tuner.can_restore(spec.run_dir):
         if not is_finished(spec):
             tuner = tune.Tuner.restore(spec.run_dir, trainable=_trainable(spec), resume_errored=True)
-            grid = tuner.fit()
-        else:
-            grid = None
+            errored = len(tuner.fit().errors)
     else:
-        grid = _new_tuner(spec).fit()
-    wall = time.perf_counter() - start
-    errored = len(grid.errors) if grid is not None else 0
-    return summarise(spec, wall, errored)
+        errored = len(_new_tuner(spec).fit().errors)
+    record_run(spec, mode="tune", wall_seconds=time.perf_counter() - start)
+    return summarise(spec, errored)
 
 
-def summarise(spec: RunSpec, wall_seconds: float, errored: int = 0) -> RunOutcome:
+def summarise(spec: RunSpec, errored: int = 0) -> RunOutcome:
+    """A run's outcome from what is on disk (results.jsonl and run.json)."""
     records = [r for r in read_records(spec.results_path) if r.get("algo") == spec.algo and r.get("seed") == spec.seed]
     last = records[-1] if records else {}
     return RunOutcome(
@@ -148,5 +202,5 @@ def summarise(spec: RunSpec, wall_seconds: float, errored: int = 0) -> RunOutcom
         best_arch=last.get("best_arch"),
         best_test_acc=last.get("best_test_acc"),
         sim_seconds=float(last.get("sim_seconds") or 0.0),
-        wall_seconds=wall_seconds,
+        wall_seconds=float(read_run(spec.run_dir).get("wall_seconds", 0.0)),
     )

@@ -23,6 +23,7 @@ DEFAULT_TIME_BUDGETS = {
 EXPERIMENT_FILE = "experiment.yaml"
 # Options that define what an experiment measures: a resumed one must keep them.
 FIXED_ON_RESUME = ("space", "dataset", "benchmark", "time_budget", "num_samples", "concurrency", "seed_mode")
+MODES = ("simulate", "tune")
 
 
 @dataclass
@@ -37,6 +38,7 @@ class Options:
     seeds: int = 1
     concurrency: int = 1
     seed_mode: str = "sample"
+    mode: str | None = None  # "simulate" or "tune"; None: simulate when several seeds
     storage: str = "results"
     name: str | None = None
     resume: bool = False
@@ -73,6 +75,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seeds", type=int, help="number of seeds: runs seeds S..S+K-1 (default 1)")
     p.add_argument("--concurrency", type=int, help="trials at once per run (default 1)")
     p.add_argument("--seed-mode", choices=("sample", "mean"), help="benchmark runs: one per evaluation (default) or their mean")
+    p.add_argument(
+        "--mode",
+        choices=MODES,
+        help="simulate: a simulated-clock driver, seeds in parallel (default with --seeds > 1); "
+        "tune: every trial a Ray Tune trial (default for one seed)",
+    )
     p.add_argument("--storage", help="folder for experiments (default ./results)")
     p.add_argument("--name", help="experiment name (default <space>-<dataset>)")
     p.add_argument("--config", help="YAML file with any of these options (the command line wins)")
@@ -159,6 +167,10 @@ def validate(options: Options) -> Options:
         raise AutohasError("--time-budget must be positive")
     if options.seed_mode not in ("sample", "mean"):
         raise AutohasError(f"--seed-mode must be sample or mean, not {options.seed_mode!r}")
+    if options.mode is None:
+        options.mode = "simulate" if options.seeds > 1 else "tune"
+    if options.mode not in MODES:
+        raise AutohasError(f"--mode must be one of {', '.join(MODES)}, not {options.mode!r}")
     if options.benchmark is None:
         options.benchmark = default_benchmark_path()
         if not os.path.exists(options.benchmark):
@@ -201,7 +213,30 @@ def prepare_experiment(options: Options) -> str:
     os.makedirs(folder, exist_ok=True)
     with open(saved_path, "w") as handle:
         yaml.safe_dump(_experiment_record(options), handle, sort_keys=False)
+    _write_protocol(folder, options)
     return folder
+
+
+def _write_protocol(folder: str, options: Options) -> None:
+    """What the report states about how the numbers were obtained."""
+    import json
+
+    from autohas.bench import open_benchmark
+    from autohas.results import PROTOCOL_FILE
+
+    bench = open_benchmark(options.benchmark, options.space)
+    protocol = {
+        "space": options.space,
+        "dataset": options.dataset,
+        "time_budget": options.time_budget,
+        "num_samples": options.num_samples,
+        "benchmark": bench.source,
+        "signal": bench.signal,
+        "concurrency": options.concurrency,
+        "seed_mode": options.seed_mode,
+    }
+    with open(os.path.join(folder, PROTOCOL_FILE), "w") as handle:
+        json.dump(protocol, handle, indent=1)
 
 
 def _start_ray() -> bool:
@@ -216,47 +251,84 @@ def _start_ray() -> bool:
     return True
 
 
+def _specs(options: Options, folder: str) -> list:
+    from autohas.runner import RunSpec
+
+    return [
+        RunSpec(
+            algo=algo,
+            seed=seed,
+            space=options.space,
+            dataset=options.dataset,
+            benchmark=options.benchmark,
+            experiment_dir=folder,
+            time_budget=options.time_budget,
+            num_samples=options.num_samples,
+            concurrency=options.concurrency,
+            seed_mode=options.seed_mode,
+        )
+        for algo in options.algo
+        for seed in range(options.seed, options.seed + options.seeds)
+    ]
+
+
+def _print_outcomes(outcomes: list) -> None:
+    """One line per run, or per algorithm when there are many seeds."""
+    import statistics
+
+    if len(outcomes) <= 10:
+        for o in outcomes:
+            best = f"{o.best_test_acc:.2f}" if o.best_test_acc is not None else "-"
+            print(
+                f"{o.algo} seed {o.seed}: {o.trials} trials, {o.sim_seconds:.0f} simulated s, "
+                f"{o.wall_seconds:.1f} s wall; best test acc {best} {o.best_arch or ''}",
+                flush=True,
+            )
+        return
+    for algo in dict.fromkeys(o.algo for o in outcomes):
+        mine = [o for o in outcomes if o.algo == algo]
+        accs = [o.best_test_acc for o in mine if o.best_test_acc is not None]
+        spread = f"{statistics.fmean(accs):.2f} +- {statistics.pstdev(accs):.2f}" if accs else "-"
+        trials = statistics.fmean(o.trials for o in mine)
+        print(f"{algo}: {len(mine)} runs, final test acc {spread}, {trials:.0f} trials per run", flush=True)
+
+
 def run(options: Options) -> int:
     """Run every (algorithm, seed) of the experiment; the process exit code."""
-    from autohas.runner import RunSpec, execute
+    from autohas.report import write_report
+    from autohas.runner import execute
+    from autohas.simulate import simulate_experiment
 
     folder = prepare_experiment(options)
+    specs = _specs(options, folder)
     started = _start_ray()
     status = 0
     try:
-        for algo in options.algo:
-            for seed in range(options.seed, options.seed + options.seeds):
-                spec = RunSpec(
-                    algo=algo,
-                    seed=seed,
-                    space=options.space,
-                    dataset=options.dataset,
-                    benchmark=options.benchmark,
-                    experiment_dir=folder,
-                    time_budget=options.time_budget,
-                    num_samples=options.num_samples,
-                    concurrency=options.concurrency,
-                    seed_mode=options.seed_mode,
-                )
+        if options.mode == "simulate":
+            outcomes = simulate_experiment(specs, resume=options.resume)
+        else:
+            outcomes = []
+            for spec in specs:
                 outcome = execute(spec, resume=options.resume)
-                best = f"{outcome.best_test_acc:.2f}" if outcome.best_test_acc is not None else "-"
-                print(
-                    f"{algo} seed {seed}: {outcome.trials} trials, {outcome.sim_seconds:.0f} simulated s, "
-                    f"{outcome.wall_seconds:.1f} s wall; best test acc {best} {outcome.best_arch or ''}",
-                    flush=True,
-                )
-                if outcome.errored:
-                    print(f"warning: {outcome.errored} trial(s) of {algo} seed {seed} failed; see {spec.run_dir}", file=sys.stderr)
-                    status = 1
+                outcomes.append(outcome)
                 if not outcome.finished:
-                    print(f"interrupted: continue with the same command plus --resume ({folder})", file=sys.stderr)
-                    return 130
+                    break
+        _print_outcomes(outcomes)
+        for o in outcomes:
+            if o.errored:
+                print(f"warning: {o.errored} trial(s) of {o.algo} seed {o.seed} failed; see {folder}", file=sys.stderr)
+                status = 1
+        if not all(o.finished for o in outcomes) or len(outcomes) < len(specs):
+            print(f"interrupted: continue with the same command plus --resume ({folder})", file=sys.stderr)
+            return 130
     finally:
         if started:
             import ray
 
             ray.shutdown()
+    report = write_report([folder])
     print(f"results: {os.path.join(folder, 'results.jsonl')}")
+    print(f"report: {report}")
     return status
 
 

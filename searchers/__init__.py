@@ -10,6 +10,9 @@ from autohas.spaces import Space
 _REGISTRY = {
     "random": ("searchers.random_search", "RandomSearch"),
     "rea": ("searchers.rea", "RegularizedEvolution"),
+    "reinforce": ("searchers.reinforce", "Reinforce"),
+    "gp": ("searchers.gp_bandit", "GaussianProcessBandit"),
+    "bohb": ("searchers.bohb", "SeededBOHB"),
 }
 ALGORITHMS: tuple[str, ...] = tuple(_REGISTRY)
 
@@ -26,3 +29,13 @@ def create(name: str, space: Space, seed: int, **options: Any):
 
     module, cls = _REGISTRY[name]
     return getattr(importlib.import_module(module), cls)(space, seed, **options)
+
+
+def scheduler_for(name: str, max_epochs: int):
+    """The Tune trial scheduler an algorithm needs (None: plain FIFO)."""
+    check_algorithm(name)
+    if name == "bohb":
+        from searchers.bohb import bohb_scheduler
+
+        return bohb_scheduler(max_epochs)
+    return None

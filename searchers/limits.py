@@ -31,7 +31,8 @@ class LimitedSearcher(Searcher):
         self.cost_key = cost_key
         self.finished_marker = finished_marker  # a file touched once the search is over
         self.trial_cost: dict[str, float] = {}
-        self.live: set[str] = set()
+        self.live: set[str] = set()  # suggested and not paused or finished
+        self.paused: set[str] = set()  # paused by a scheduler (HyperBand): not counted as running
         self.num_started = 0
 
     @property
@@ -45,7 +46,7 @@ class LimitedSearcher(Searcher):
 
     def _mark_if_over(self) -> None:
         """Leave the marker once nothing more will run: budget spent and no trial live."""
-        if self.finished_marker and self.exhausted() and not self.live:
+        if self.finished_marker and self.exhausted() and not self.live and not self.paused:
             open(self.finished_marker, "a").close()
 
     def set_search_properties(self, metric, mode, config, **spec) -> bool:
@@ -77,23 +78,36 @@ class LimitedSearcher(Searcher):
     def on_trial_complete(self, trial_id: str, result: dict | None = None, error: bool = False) -> None:
         self._account(trial_id, result)
         self.live.discard(trial_id)
+        self.paused.discard(trial_id)
         self.searcher.on_trial_complete(trial_id, for_searcher(result) if result else result, error=error)
         self._mark_if_over()
 
+    def on_pause(self, trial_id: str) -> None:
+        """Called by HyperBandForBOHB (through Tune) when it pauses a trial."""
+        self.live.discard(trial_id)
+        self.paused.add(trial_id)
+        if hasattr(self.searcher, "on_pause"):
+            self.searcher.on_pause(trial_id)
+
+    def on_unpause(self, trial_id: str) -> None:
+        self.paused.discard(trial_id)
+        self.live.add(trial_id)
+        if hasattr(self.searcher, "on_unpause"):
+            self.searcher.on_unpause(trial_id)
+
     def get_state(self) -> dict:
-        state = {k: v for k, v in self.__dict__.items() if k != "searcher"}
-        state["inner"] = self.searcher.get_state()
-        return state
+        """This wrapper's own state (Tune saves the wrapped searcher separately)."""
+        return {k: v for k, v in self.__dict__.items() if k != "searcher"}
 
     def set_state(self, state: dict) -> None:
-        state = dict(state)
-        self.searcher.set_state(state.pop("inner"))
         self.__dict__.update(state)
 
     def save(self, checkpoint_path: str) -> None:
         with open(checkpoint_path, "wb") as handle:
             pickle.dump(self.get_state(), handle)
+        self.searcher.save(checkpoint_path + ".inner")
 
     def restore(self, checkpoint_path: str) -> None:
         with open(checkpoint_path, "rb") as handle:
             self.set_state(pickle.load(handle))
+        self.searcher.restore(checkpoint_path + ".inner")

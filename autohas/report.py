@@ -1,0 +1,237 @@
+"""The comparison report, built from finished experiments on disk only.
+
+    python -m autohas.report DIR [DIR ...] [--out FOLDER]
+
+For each search space x dataset found in the experiments: a table (algorithm ->
+final test accuracy of the incumbent at the time budget, mean +- std over seeds,
+trials per run, wall seconds per run), a plot of the incumbent's test accuracy
+against simulated time (mean and a +-1 std band over seeds, one line per algorithm,
+as the NATS-Bench multi-trial figure), and a note of the protocol. Written as
+report.md, a self-contained index.html (plots inlined) and the PNG plots. Separate
+experiments (other machines, other days) merge into one comparison.
+"""
+from __future__ import annotations
+
+import argparse
+import base64
+import html
+import json
+import os
+import statistics
+import sys
+import warnings
+from collections import defaultdict
+from dataclasses import dataclass, field
+from typing import Sequence
+
+import numpy as np
+
+from autohas.errors import AutohasError
+from autohas.results import PROTOCOL_FILE, RESULTS_FILE, read_records
+from autohas.runner import RUN_FILE
+GRID_POINTS = 200
+
+
+@dataclass
+class Run:
+    """One (algorithm, seed) of one experiment: its records in order."""
+
+    experiment: str
+    algo: str
+    seed: int
+    records: list[dict] = field(default_factory=list)
+    wall_seconds: float | None = None
+    mode: str | None = None
+
+    @property
+    def final_test_acc(self) -> float | None:
+        return self.records[-1]["best_test_acc"] if self.records else None
+
+    @property
+    def trials(self) -> int:
+        return len({r["trial_id"] for r in self.records})
+
+    def incumbent_at(self, times: np.ndarray) -> np.ndarray:
+        """best_test_acc as a step function of the simulated clock (NaN before the first result)."""
+        clock = np.array([r["sim_seconds"] for r in self.records], dtype=float)
+        best = np.array([np.nan if r["best_test_acc"] is None else r["best_test_acc"] for r in self.records], dtype=float)
+        position = np.searchsorted(clock, times, side="right") - 1
+        return np.where(position >= 0, best[np.clip(position, 0, None)], np.nan)
+
+
+@dataclass
+class Group:
+    """All runs on one space x dataset, and the protocols they were run under."""
+
+    space: str
+    dataset: str
+    runs: dict[str, list[Run]] = field(default_factory=lambda: defaultdict(list))
+    protocols: list[dict] = field(default_factory=list)
+
+
+def load(folders: Sequence[str]) -> list[Group]:
+    groups: dict[tuple[str, str], Group] = {}
+    for folder in folders:
+        path = os.path.join(folder, RESULTS_FILE)
+        if not os.path.exists(path):
+            raise AutohasError(f"{folder} holds no {RESULTS_FILE}: not an autohas experiment")
+        protocol = {}
+        if os.path.exists(os.path.join(folder, PROTOCOL_FILE)):
+            with open(os.path.join(folder, PROTOCOL_FILE)) as handle:
+                protocol = json.load(handle)
+        runs: dict[tuple, Run] = {}
+        for record in read_records(path):
+            key = (record["space"], record["dataset"], record["algo"], record["seed"])
+            if key not in runs:
+                runs[key] = Run(os.path.abspath(folder), record["algo"], record["seed"])
+            runs[key].records.append(record)
+        for (space, dataset, algo, seed), run in runs.items():
+            meta_path = os.path.join(folder, f"{algo}-seed{seed}", RUN_FILE)
+            if os.path.exists(meta_path):
+                with open(meta_path) as handle:
+                    meta = json.load(handle)
+                run.wall_seconds, run.mode = meta.get("wall_seconds"), meta.get("mode")
+            run.records.sort(key=lambda r: r["sim_seconds"])
+            group = groups.setdefault((space, dataset), Group(space, dataset))
+            group.runs[algo].append(run)
+            if protocol and protocol not in group.protocols:
+                group.protocols.append(protocol)
+    if not groups:
+        raise AutohasError("no results found in " + ", ".join(folders))
+    return list(groups.values())
+
+
+def _mean_std(values: list[float]) -> str:
+    if not values:
+        return "-"
+    return f"{statistics.fmean(values):.2f} ± {statistics.pstdev(values):.2f}"
+
+
+def table_rows(group: Group) -> list[dict]:
+    rows = []
+    for algo, runs in group.runs.items():
+        finals = [r.final_test_acc for r in runs if r.final_test_acc is not None]
+        walls = [r.wall_seconds for r in runs if r.wall_seconds is not None]
+        rows.append(
+            {
+                "algorithm": algo,
+                "runs": len(runs),
+                "final test acc (%)": _mean_std(finals),
+                "mean": statistics.fmean(finals) if finals else float("nan"),
+                "trials per run": f"{statistics.fmean(r.trials for r in runs):.1f}",
+                "wall s per run": f"{statistics.fmean(walls):.2f}" if walls else "-",
+                "mode": "/".join(sorted({r.mode for r in runs if r.mode})) or "-",
+            }
+        )
+    return sorted(rows, key=lambda row: -row["mean"] if row["mean"] == row["mean"] else 0.0)
+
+
+def budget_of(group: Group) -> float:
+    budgets = [p["time_budget"] for p in group.protocols if p.get("time_budget")]
+    if budgets:
+        return max(budgets)
+    return max(r.records[-1]["sim_seconds"] for runs in group.runs.values() for r in runs if r.records)
+
+
+def plot(group: Group, path: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    budget = budget_of(group)
+    times = np.linspace(0, budget, GRID_POINTS)
+    fig, ax = plt.subplots(figsize=(7, 4.5), dpi=110)
+    for algo, runs in group.runs.items():
+        curves = np.vstack([r.incumbent_at(times) for r in runs])
+        valid = np.sum(~np.isnan(curves), axis=0) > 0
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)  # columns where some runs have no result yet
+            mean, std = np.nanmean(curves[:, valid], axis=0), np.nanstd(curves[:, valid], axis=0)
+        ax.plot(times[valid], mean, label=f"{algo} ({len(runs)} runs)")
+        ax.fill_between(times[valid], mean - std, mean + std, alpha=0.2)
+    ax.set_xlabel("simulated training time (s)")
+    ax.set_ylabel("test accuracy of the incumbent (%)")
+    ax.set_title(f"{group.space} / {group.dataset}")
+    ax.grid(alpha=0.3)
+    ax.legend(loc="lower right")
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+
+
+def protocol_note(group: Group) -> list[str]:
+    lines = []
+    for p in group.protocols:
+        budget = f"{p['time_budget']:.0f} simulated s per run" if p.get("time_budget") else "no time budget"
+        samples = f", at most {p['num_samples']} trials" if p.get("num_samples") else ""
+        lines.append(
+            f"Budget: {budget}{samples}; {p.get('concurrency', 1)} trial(s) at a time. "
+            f"Benchmark: {p.get('benchmark', '?')}. Search signal: {p.get('signal', '?')}. "
+            f"Benchmark runs per evaluation: {p.get('seed_mode', '?')}."
+        )
+    lines.append(
+        "Final test accuracy = the reported accuracy of the incumbent (best search signal among "
+        "the evaluations with the most epochs) when the budget ran out; searchers never see it."
+    )
+    return lines
+
+
+COLUMNS = ("algorithm", "runs", "final test acc (%)", "trials per run", "wall s per run", "mode")
+
+
+def write_report(folders: Sequence[str], out: str | None = None) -> str:
+    """Build the report of `folders` into `out` (default: the first folder's report/); its index.html."""
+    groups = load(folders)
+    out = out or os.path.join(folders[0], "report")
+    os.makedirs(out, exist_ok=True)
+    md = ["# autohas comparison report", "", "Experiments: " + ", ".join(os.path.abspath(f) for f in folders), ""]
+    page = [
+        "<!doctype html><html><head><meta charset='utf-8'><title>autohas report</title>",
+        "<style>body{font-family:sans-serif;max-width:60em;margin:2em auto}table{border-collapse:collapse}"
+        "td,th{border:1px solid #bbb;padding:.3em .6em;text-align:right}th{background:#eee}"
+        "td:first-child{text-align:left}</style></head><body>",
+        "<h1>autohas comparison report</h1>",
+        "<p>Experiments: " + html.escape(", ".join(os.path.abspath(f) for f in folders)) + "</p>",
+    ]
+    for group in sorted(groups, key=lambda g: (g.space, g.dataset)):
+        name = f"{group.space}-{group.dataset}"
+        png = os.path.join(out, f"{name}.png")
+        plot(group, png)
+        rows = table_rows(group)
+        md += [f"## {group.space} / {group.dataset}", "", "| " + " | ".join(COLUMNS) + " |", "|" + "---|" * len(COLUMNS)]
+        md += ["| " + " | ".join(str(row[c]) for c in COLUMNS) + " |" for row in rows]
+        md += ["", f"![{name}]({name}.png)", ""] + protocol_note(group) + [""]
+        with open(png, "rb") as handle:
+            inline = base64.b64encode(handle.read()).decode()
+        page += [f"<h2>{html.escape(group.space)} / {html.escape(group.dataset)}</h2>", "<table><tr>"]
+        page += ["".join(f"<th>{html.escape(c)}</th>" for c in COLUMNS) + "</tr>"]
+        page += ["<tr>" + "".join(f"<td>{html.escape(str(row[c]))}</td>" for c in COLUMNS) + "</tr>" for row in rows]
+        page += ["</table>", f"<p><img alt='{name}' src='data:image/png;base64,{inline}'></p>"]
+        page += [f"<p>{html.escape(line)}</p>" for line in protocol_note(group)]
+    page.append("</body></html>")
+    with open(os.path.join(out, "report.md"), "w") as handle:
+        handle.write("\n".join(md))
+    index = os.path.join(out, "index.html")
+    with open(index, "w") as handle:
+        handle.write("\n".join(page))
+    return index
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m autohas.report", description="Rebuild the comparison report of finished experiments.")
+    parser.add_argument("folders", nargs="+", metavar="DIR", help="experiment folders (<storage>/<name>)")
+    parser.add_argument("--out", help="report folder (default: DIR/report of the first DIR)")
+    args = parser.parse_args(sys.argv[1:] if argv is None else argv)
+    try:
+        index = write_report(args.folders, args.out)
+    except AutohasError as exc:
+        print(f"autohas.report: error: {exc}", file=sys.stderr)
+        return 2
+    print(f"report: {index}")
+    print(f"markdown: {os.path.join(os.path.dirname(index), 'report.md')}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

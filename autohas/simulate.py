@@ -1,0 +1,208 @@
+"""Simulated-clock driver: the same searchers and schedulers as a Tune run, without Ray trials.
+
+Trials are evaluated by the same result generator as the tabular trainable, on
+`concurrency` simulated workers; an event queue orders their results by simulated
+time, each result arriving once its trial's simulated training cost has elapsed.
+The driver calls the searcher and the scheduler exactly as Tune's controller does
+(scheduler first, then searcher; a trial that ends or is stopped completes with
+its last result; a trial stopped while paused completes without one), so that with
+concurrency 1 a seed gives the same trial sequence in both modes. Seeds fan out as
+Ray tasks: a cluster runs them in parallel.
+"""
+from __future__ import annotations
+
+import heapq
+import itertools
+import json
+import os
+import time
+from dataclasses import dataclass, field
+from typing import Iterator
+
+from ray.tune.experiment import Trial
+from ray.tune.schedulers import FIFOScheduler, TrialScheduler
+from ray.tune.search import Searcher
+
+from autohas.results import RunLedger, read_records
+from autohas.runner import (
+    FINISHED_MARKER,
+    RunOutcome,
+    RunSpec,
+    build_scheduler,
+    build_searcher,
+    is_finished,
+    record_run,
+    summarise,
+    tabular_setup,
+)
+from autohas.schema import METRIC, MODE
+from trainables.tabular import tabular_results
+
+
+@dataclass(eq=False)
+class SimTrial:
+    """The part of Tune's Trial that searchers and schedulers look at."""
+
+    trial_id: str
+    config: dict
+    status: str = Trial.PENDING
+    last_result: dict | None = None
+    done_epoch: int = 0
+    cost: float = 0.0  # simulated seconds spent so far
+    results: Iterator[dict] | None = field(default=None, repr=False)
+    is_saving: bool = False
+
+
+class _Controller:
+    """The part of Tune's TuneController that schedulers call back."""
+
+    def __init__(self, searcher: Searcher, driver: "SimulatedRun"):
+        self.search_alg = type("SearchAlg", (), {"searcher": searcher})()
+        self._driver = driver
+
+    def get_trials(self) -> list[SimTrial]:
+        return self._driver.trials
+
+    def stop_trial(self, trial: SimTrial) -> None:
+        self._driver.stop(trial)
+
+
+class SimulatedRun:
+    def __init__(self, spec: RunSpec):
+        self.spec = spec
+        self.setup = tabular_setup(spec)
+        self.searcher = build_searcher(spec, mark_finished=False)
+        self.searcher.set_search_properties(METRIC, MODE, {})
+        self.scheduler = build_scheduler(spec) or FIFOScheduler()
+        self.scheduler.set_search_properties(METRIC, MODE)
+        self.controller = _Controller(self.searcher, self)
+        self.ledger = RunLedger(spec.time_budget)
+        self.trials: list[SimTrial] = []
+        self.records: list[dict] = []
+        self.now = 0.0
+        self.events: list[tuple[float, int, SimTrial, dict | None]] = []
+        self._order = itertools.count()
+        self._ids = itertools.count()
+        self.search_finished = False
+
+    # -- trial life cycle -----------------------------------------------------------------
+    def _running(self) -> list[SimTrial]:
+        return [t for t in self.trials if t.status == Trial.RUNNING]
+
+    def _add_trial(self) -> bool:
+        if self.search_finished or any(t.status == Trial.PENDING for t in self.trials):
+            return False
+        trial_id = f"{self.spec.algo}_{self.spec.seed}_{next(self._ids):05d}"
+        config = self.searcher.suggest(trial_id)
+        if config is Searcher.FINISHED:
+            self.search_finished = True
+            return False
+        if config is None:
+            return False
+        trial = SimTrial(trial_id=trial_id, config=config)
+        self.trials.append(trial)
+        self.scheduler.on_trial_add(self.controller, trial)
+        return True
+
+    def _start(self, trial: SimTrial) -> None:
+        trial.status = Trial.RUNNING
+        trial.results = tabular_results(self.setup, trial.config, trial.trial_id, done=trial.done_epoch)
+        self._next_event(trial)
+
+    def _next_event(self, trial: SimTrial) -> None:
+        result = next(trial.results, None)
+        delay = 0.0 if result is None else max(0.0, result["trial_sim_seconds"] - trial.cost)
+        heapq.heappush(self.events, (self.now + delay, next(self._order), trial, result))
+
+    def stop(self, trial: SimTrial) -> None:
+        """Tune's stop_trial: a paused or pending trial completes without a result."""
+        if trial.status in (Trial.PENDING, Trial.PAUSED):
+            self.scheduler.on_trial_remove(self.controller, trial)
+            self.searcher.on_trial_complete(trial.trial_id)
+        elif trial.status == Trial.RUNNING:
+            self.scheduler.on_trial_complete(self.controller, trial, trial.last_result)
+            self.searcher.on_trial_complete(trial.trial_id, result=trial.last_result)
+            self.events = [e for e in self.events if e[2] is not trial]
+            heapq.heapify(self.events)
+        trial.status = Trial.TERMINATED
+
+    def _on_result(self, trial: SimTrial, result: dict | None) -> None:
+        if result is None:  # the trainable returned: Tune stops the trial (no more result calls)
+            self.stop(trial)
+            return
+        decision = self.scheduler.on_trial_result(self.controller, trial, result)
+        if decision != TrialScheduler.STOP:
+            self.searcher.on_trial_result(trial.trial_id, result)
+        trial.cost = result["trial_sim_seconds"]
+        trial.done_epoch = result["epoch"]
+        trial.last_result = result
+        record = self.ledger.add(result)
+        if record is not None:
+            self.records.append(record)
+        if decision == TrialScheduler.STOP:
+            self.stop(trial)
+        elif decision == TrialScheduler.PAUSE:
+            trial.status = Trial.PAUSED
+        else:
+            self._next_event(trial)
+
+    # -- the loop -------------------------------------------------------------------------
+    def _fill_workers(self) -> None:
+        while len(self._running()) < self.spec.concurrency:
+            self._add_trial()
+            trial = self.scheduler.choose_trial_to_run(self.controller)
+            if trial is None:
+                return
+            self._start(trial)
+
+    def run(self) -> list[dict]:
+        while True:
+            self._fill_workers()
+            if not self.events:
+                break
+            self.now, _, trial, result = heapq.heappop(self.events)
+            self._on_result(trial, result)
+        return self.records
+
+
+def simulate_run(spec: RunSpec) -> tuple[list[dict], float]:
+    """All records of one run, in order, and the wall seconds the simulation took."""
+    start = time.perf_counter()
+    records = SimulatedRun(spec).run()
+    return records, time.perf_counter() - start
+
+
+def _drop_records_of(path: str, runs: set[tuple[str, int]]) -> None:
+    """Remove what unfinished runs left in results.jsonl before they are simulated again."""
+    records = list(read_records(path))
+    keep = [r for r in records if (r.get("algo"), r.get("seed")) not in runs]
+    if len(keep) == len(records):
+        return
+    temporary = path + ".tmp"
+    with open(temporary, "w") as handle:
+        handle.writelines(json.dumps(r) + "\n" for r in keep)
+    os.replace(temporary, path)
+
+
+def simulate_experiment(specs: list[RunSpec], resume: bool = False) -> list[RunOutcome]:
+    """Simulate every run not finished yet, as parallel Ray tasks; their outcomes in `specs` order.
+
+    Each run's records are appended to results.jsonl as soon as it finishes, then the
+    run is marked finished, so an interruption loses only the runs still in flight.
+    """
+    import ray
+
+    todo = [s for s in specs if not (resume and is_finished(s))]
+    if todo:
+        _drop_records_of(todo[0].results_path, {(s.algo, s.seed) for s in todo})
+    task = ray.remote(num_cpus=1)(simulate_run)
+    futures = {task.remote(spec): spec for spec in todo}
+    while futures:
+        done, _ = ray.wait(list(futures), num_returns=1)
+        spec = futures.pop(done[0])
+        records, wall = ray.get(done[0])
+        with open(spec.results_path, "a") as handle:
+            handle.writelines(json.dumps(r) + "\n" for r in records)
+        record_run(spec, mode="simulate", wall_seconds=wall)
+        open(os.path.join(spec.run_dir, FINISHED_MARKER), "a").close()
+    return [summarise(spec) for spec in specs]

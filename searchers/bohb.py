@@ -1,0 +1,61 @@
+"""BOHB = Ray Tune's TuneBOHB (hpbandster + ConfigSpace) with the HyperBandForBOHB scheduler.
+
+hpbandster draws its random numbers from numpy's global generator, so Tune's
+`TuneBOHB(seed=...)` alone is not reproducible. `SeededBOHB` runs every call into
+hpbandster with a numpy RandomState of its own swapped in for the global one, so a
+seed always gives the same trials, whatever else in the process uses numpy.
+
+Defaults are the NATS-Bench settings: budgets in epochs of the 12-epoch schedule,
+eta = 3, num_samples 4, random_fraction 0, bandwidth_factor 3, min_bandwidth 0.3.
+"""
+from __future__ import annotations
+
+import contextlib
+import logging
+
+import numpy as np
+from ray.tune.schedulers import HyperBandForBOHB
+from ray.tune.search.bohb import TuneBOHB
+
+from autohas.schema import METRIC, MODE
+from autohas.spaces import Space
+
+NATS_BOHB = {"num_samples": 4, "random_fraction": 0.0, "bandwidth_factor": 3, "min_bandwidth": 0.3}
+ETA = 3
+
+
+class SeededBOHB(TuneBOHB):
+    def __init__(self, space: Space, seed: int, **bohb_config):
+        self.own_random_state = np.random.RandomState(seed)
+        config_space = TuneBOHB.convert_search_space(space.param_space())
+        with self._own_numpy_random():
+            super().__init__(space=config_space, bohb_config={**NATS_BOHB, **bohb_config}, metric=METRIC, mode=MODE, seed=seed)
+        # hpbandster logs every model fit at INFO; keep the CLI quiet.
+        self.bohber.logger.setLevel(logging.WARNING)
+
+    @contextlib.contextmanager
+    def _own_numpy_random(self):
+        outside = np.random.get_state()
+        np.random.set_state(self.own_random_state.get_state())
+        try:
+            yield
+        finally:
+            self.own_random_state.set_state(np.random.get_state())
+            np.random.set_state(outside)
+
+    def suggest(self, trial_id: str):
+        with self._own_numpy_random():
+            return super().suggest(trial_id)
+
+    def on_trial_result(self, trial_id: str, result: dict) -> None:
+        with self._own_numpy_random():
+            super().on_trial_result(trial_id, result)
+
+    def on_trial_complete(self, trial_id: str, result: dict | None = None, error: bool = False) -> None:
+        if trial_id in self.trial_to_params:  # TuneBOHB fails on a trial it already forgot
+            super().on_trial_complete(trial_id, result, error)
+
+
+def bohb_scheduler(max_epochs: int) -> HyperBandForBOHB:
+    """HyperBand brackets over epochs 1..max_epochs (never a budget the benchmark lacks)."""
+    return HyperBandForBOHB(time_attr="epoch", max_t=max_epochs, reduction_factor=ETA, stop_last_trials=True)
