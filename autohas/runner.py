@@ -90,9 +90,14 @@ def build_searcher(spec: RunSpec, mark_finished: bool = True):
         searchers.create(spec.algo, get_space(spec.space), spec.seed),
         time_budget=spec.time_budget,
         max_trials=spec.num_samples,
-        max_concurrent=spec.concurrency,
+        max_concurrent=None if pauses_trials(spec) else spec.concurrency,
         finished_marker=os.path.join(spec.run_dir, FINISHED_MARKER) if mark_finished else None,
     )
+
+
+def pauses_trials(spec: RunSpec) -> bool:
+    """Whether the algorithm's scheduler pauses and resumes trials (HyperBand-style)."""
+    return build_scheduler(spec) is not None
 
 
 def build_scheduler(spec: RunSpec):

@@ -148,8 +148,12 @@ class SimulatedRun:
 
     # -- the loop -------------------------------------------------------------------------
     def _fill_workers(self) -> None:
-        while len(self._running()) < self.spec.concurrency:
+        """Tune's step: queue one pending trial from the searcher, then start what the
+        scheduler picks while a worker is free."""
+        while True:
             self._add_trial()
+            if len(self._running()) >= self.spec.concurrency:
+                return
             trial = self.scheduler.choose_trial_to_run(self.controller)
             if trial is None:
                 return

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import warnings
 
 import numpy as np
 from ray.tune.schedulers import HyperBandForBOHB
@@ -38,7 +39,10 @@ class SeededBOHB(TuneBOHB):
         outside = np.random.get_state()
         np.random.set_state(self.own_random_state.get_state())
         try:
-            yield
+            with warnings.catch_warnings():
+                # statsmodels' KDE (inside hpbandster) warns about numpy's legacy global RNG
+                warnings.simplefilter("ignore", FutureWarning)
+                yield
         finally:
             self.own_random_state.set_state(np.random.get_state())
             np.random.set_state(outside)

@@ -1,6 +1,11 @@
 """The experiment's limits around any searcher: simulated time budget, trial count,
 concurrency; and the rule that searchers never see test accuracies.
 
+Concurrency is limited here by refusing suggestions while `max_concurrent` trials
+are live. With a scheduler that pauses trials (HyperBand for BOHB) that would keep
+Tune from queueing the next trial and starve its brackets, so there the limit is
+None and trial resources bound the concurrency instead.
+
 The NATS-Bench protocol: no new trial starts once the trials so far have used the
 simulated time budget (the sum of their simulated training costs).
 """
@@ -19,7 +24,7 @@ class LimitedSearcher(Searcher):
         searcher: Searcher,
         time_budget: float | None = None,
         max_trials: int | None = None,
-        max_concurrent: int = 1,
+        max_concurrent: int | None = 1,
         cost_key: str = "trial_sim_seconds",
         finished_marker: str | None = None,
     ):
@@ -27,7 +32,7 @@ class LimitedSearcher(Searcher):
         self.searcher = searcher
         self.time_budget = time_budget
         self.max_trials = max_trials
-        self.max_concurrent = max(1, int(max_concurrent))
+        self.max_concurrent = None if max_concurrent is None else max(1, int(max_concurrent))
         self.cost_key = cost_key
         self.finished_marker = finished_marker  # a file touched once the search is over
         self.trial_cost: dict[str, float] = {}
@@ -58,7 +63,7 @@ class LimitedSearcher(Searcher):
         if self.exhausted():
             self._mark_if_over()
             return Searcher.FINISHED
-        if len(self.live) >= self.max_concurrent:
+        if self.max_concurrent is not None and len(self.live) >= self.max_concurrent:
             return None
         config = self.searcher.suggest(trial_id)
         if isinstance(config, dict):

@@ -38,3 +38,19 @@ def ray_session():
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, logging_level="ERROR")
     yield ray
     ray.shutdown()
+
+
+@pytest.fixture(scope="session")
+def official_everywhere(official_path, tmp_path_factory) -> Path:
+    """The official tss layout with a record for every index: index i links to the real
+    record of architecture 0, 11 or 284 (i mod 3), so searchers can roam the whole space
+    over real 1..12-epoch curves."""
+    root = tmp_path_factory.mktemp("nats")
+    source = official_path / "NATS-tss-v1_0-3ffb9-simple"
+    folder = root / source.name
+    folder.mkdir()
+    (folder / "meta.pickle.pbz2").symlink_to(source / "meta.pickle.pbz2")
+    real = [source / f"{i:06d}.pickle.pbz2" for i in (0, 11, 284)]
+    for index in range(15625):
+        (folder / f"{index:06d}.pickle.pbz2").symlink_to(real[index % 3])
+    return root
