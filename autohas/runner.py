@@ -103,8 +103,10 @@ def pauses_trials(spec: RunSpec) -> bool:
 def build_scheduler(spec: RunSpec):
     """The algorithm's trial scheduler (HyperBandForBOHB for bohb), or None for FIFO."""
     import searchers
+    from autohas.bench import open_benchmark
 
-    return searchers.scheduler_for(spec.algo, tabular_setup(spec).budget)
+    setup = tabular_setup(spec)
+    return searchers.scheduler_for(spec.algo, open_benchmark(spec.benchmark, spec.space).epochs_up_to(setup.budget))
 
 
 def _trial_resources(concurrency: int) -> dict:

@@ -134,6 +134,12 @@ def parse_options(argv: Sequence[str]) -> Options:
         if required not in merged:
             raise AutohasError(f"--{required} is required (on the command line or in --config)")
     merged["algo"] = _as_algos(merged["algo"])
+    if isinstance(merged.get("time_budget"), dict):  # a preset: one budget per dataset
+        budgets = merged["time_budget"]
+        dataset = merged.get("dataset", Options.dataset)
+        if dataset not in budgets:
+            raise AutohasError(f"the config's time-budget names no budget for dataset {dataset!r}")
+        merged["time_budget"] = budgets[dataset]
     try:
         options = Options(**merged)
         for name in ("seed", "seeds", "concurrency"):

@@ -12,11 +12,8 @@ import argparse
 import os
 import sys
 import tempfile
-import time
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, ROOT)
-DEFAULT_TABLE = os.path.join(ROOT, "..", "shared", "data", "nats-tss", "nats-tss-table.csv")
+from common import DEFAULT_TABLE, require, start_ray
 
 
 def main() -> int:
@@ -25,21 +22,15 @@ def main() -> int:
     parser.add_argument("--benchmark", default=DEFAULT_TABLE)
     parser.add_argument("--algo", default="random")
     args = parser.parse_args()
-    if not os.path.exists(args.benchmark):
-        print(f"benchmark {args.benchmark} not found: pass --benchmark", file=sys.stderr)
-        return 2
-    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
-    os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
+    benchmark = require(args.benchmark)
+    init_seconds = start_ray()
     import ray
 
     from autohas.runner import RunSpec, execute
 
-    start = time.perf_counter()
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, logging_level="ERROR")
-    init_seconds = time.perf_counter() - start
     with tempfile.TemporaryDirectory() as storage:
         spec = RunSpec(
-            algo=args.algo, seed=0, space="nats-tss", dataset="cifar10", benchmark=os.path.abspath(args.benchmark),
+            algo=args.algo, seed=0, space="nats-tss", dataset="cifar10", benchmark=benchmark,
             experiment_dir=storage, time_budget=None, num_samples=args.trials,
         )
         outcome = execute(spec)

@@ -31,11 +31,11 @@ def create(name: str, space: Space, seed: int, **options: Any):
     return getattr(importlib.import_module(module), cls)(space, seed, **options)
 
 
-def scheduler_for(name: str, max_epochs: int):
-    """The Tune trial scheduler an algorithm needs (None: plain FIFO)."""
+def scheduler_for(name: str, epochs: list[int]):
+    """The Tune trial scheduler an algorithm needs over the benchmark's `epochs` (None: FIFO)."""
     check_algorithm(name)
     if name == "bohb":
         from searchers.bohb import bohb_scheduler
 
-        return bohb_scheduler(max_epochs)
+        return bohb_scheduler(max(epochs), min(epochs))
     return None

@@ -60,6 +60,12 @@ class SeededBOHB(TuneBOHB):
             super().on_trial_complete(trial_id, result, error)
 
 
-def bohb_scheduler(max_epochs: int) -> HyperBandForBOHB:
-    """HyperBand brackets over epochs 1..max_epochs (never a budget the benchmark lacks)."""
-    return HyperBandForBOHB(time_attr="epoch", max_t=max_epochs, reduction_factor=ETA, stop_last_trials=True)
+def bohb_scheduler(max_epochs: int, min_epochs: int = 1) -> HyperBandForBOHB:
+    """HyperBand brackets over the benchmark's epochs min_epochs..max_epochs.
+
+    A benchmark with a single fidelity up to the budget (the CSV table: 12 epochs
+    only) gets one bracket of one trial at that fidelity, so that BOHB's model sees
+    each evaluation at the budget it really had, rather than at rungs no trial can stop at.
+    """
+    eta = ETA if min_epochs < max_epochs else max_epochs**2 + 1  # the latter: log_eta(max) < 1/2, one bracket
+    return HyperBandForBOHB(time_attr="epoch", max_t=max_epochs, reduction_factor=eta, stop_last_trials=True)

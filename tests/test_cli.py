@@ -40,6 +40,7 @@ def acc200(table_path):
         (["--algo", "rea", "--space", "nats-tss", "--config", "/no/such.yaml"], "cannot read config /no/such.yaml"),
         (["--algo", "rea", "--space", "nats-tss", "--seeds", "x"], "--seeds: invalid int value"),
         (["--space", "nats-tss"], "--algo is required"),
+        (["--algo", "rea", "--space", "nats-tss", "--mode", "fast"], "--mode: invalid choice: 'fast'"),
         (["--algo", "rea", "--space", "nats-tss", "--bogus"], "unrecognized arguments: --bogus"),
     ],
 )
@@ -74,7 +75,8 @@ def test_dataset_missing_from_benchmark(official_path, tmp_path):
 def test_help_lists_algorithms_and_spaces():
     out = cli("--help")
     assert out.returncode == 0
-    assert "algorithms: random, rea" in out.stdout and "spaces: nats-tss, nats-sss" in out.stdout
+    assert "algorithms: random, rea, reinforce, gp, bohb" in out.stdout
+    assert "spaces: nats-tss, nats-sss" in out.stdout and "--mode" in out.stdout
 
 
 def test_done_when_rea_cifar100(ray_session, table_path, tmp_path, acc200):
@@ -151,3 +153,30 @@ def test_resume_refuses_a_changed_protocol(ray_session, table_path, tmp_path):
     common = ["--algo", "random", "--space", "nats-tss", "--benchmark", str(table_path), "--num-samples", "2", "--storage", str(tmp_path), "--name", "e"]
     assert main(common) == 0
     assert main(common + ["--resume", "--dataset", "cifar100"]) == 2
+
+
+def test_preset_picks_the_budget_of_the_dataset(table_path, tmp_path):
+    from autohas.tune import parse_options
+
+    preset = ROOT / "benchmarks" / "nats-tss-multitrial.yaml"
+    common = ["--config", str(preset), "--benchmark", str(table_path), "--storage", str(tmp_path)]
+    assert parse_options(common + ["--dataset", "ImageNet16-120"]).time_budget == 120000
+    options = parse_options(common + ["--dataset", "cifar100", "--seeds", "2"])
+    assert options.time_budget == 40000 and options.algo == ["random", "rea", "reinforce", "gp", "bohb"]
+    assert options.mode == "simulate"
+    assert parse_options(common + ["--time-budget", "5"]).time_budget == 5
+
+
+def test_simulate_mode_end_to_end_with_report(ray_session, table_path, tmp_path):
+    argv = ["--algo", "random,rea", "--space", "nats-tss", "--dataset", "cifar10", "--benchmark", str(table_path),
+            "--time-budget", "8000", "--seeds", "3", "--storage", str(tmp_path), "--name", "sim"]
+    assert main(argv) == 0
+    recs = records(tmp_path / "sim" / "results.jsonl")
+    assert {(r["algo"], r["seed"]) for r in recs} == {(a, s) for a in ("random", "rea") for s in range(3)}
+    assert all(r["sim_seconds"] <= 8000 for r in recs)
+    md = (tmp_path / "sim" / "report" / "report.md").read_text()
+    assert "| random | 3 |" in md and "| rea | 3 |" in md
+    # the same seeds in tune mode give the same trials
+    assert main(argv[:-1] + ["sim-tune", "--mode", "tune", "--seeds", "1", "--algo", "rea"]) == 0
+    tuned = [r["arch"] for r in records(tmp_path / "sim-tune" / "results.jsonl")]
+    assert tuned == [r["arch"] for r in recs if (r["algo"], r["seed"]) == ("rea", 0)]
