@@ -26,6 +26,7 @@ from typing import Sequence
 
 import numpy as np
 
+from autohas.bench.base import DATASETS
 from autohas.errors import AutohasError
 from autohas.results import PROTOCOL_FILE, RESULTS_FILE, read_records
 from autohas.runner import RUN_FILE
@@ -194,7 +195,8 @@ def write_report(folders: Sequence[str], out: str | None = None) -> str:
         "<h1>autohas comparison report</h1>",
         "<p>Experiments: " + html.escape(", ".join(os.path.abspath(f) for f in folders)) + "</p>",
     ]
-    for group in sorted(groups, key=lambda g: (g.space, g.dataset)):
+    order = {d: i for i, d in enumerate(DATASETS)}
+    for group in sorted(groups, key=lambda g: (g.space, order.get(g.dataset, len(order)), g.dataset)):
         name = f"{group.space}-{group.dataset}"
         png = os.path.join(out, f"{name}.png")
         plot(group, png)

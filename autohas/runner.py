@@ -196,9 +196,10 @@ def execute(spec: RunSpec, resume: bool = False) -> RunOutcome:
     return summarise(spec, errored)
 
 
-def summarise(spec: RunSpec, errored: int = 0) -> RunOutcome:
-    """A run's outcome from what is on disk (results.jsonl and run.json)."""
-    records = [r for r in read_records(spec.results_path) if r.get("algo") == spec.algo and r.get("seed") == spec.seed]
+def summarise(spec: RunSpec, errored: int = 0, records: list[dict] | None = None) -> RunOutcome:
+    """A run's outcome from what is on disk (its records in results.jsonl, and run.json)."""
+    if records is None:
+        records = records_by_run(spec.results_path).get((spec.algo, spec.seed), [])
     last = records[-1] if records else {}
     return RunOutcome(
         algo=spec.algo,
@@ -211,3 +212,11 @@ def summarise(spec: RunSpec, errored: int = 0) -> RunOutcome:
         sim_seconds=float(last.get("sim_seconds") or 0.0),
         wall_seconds=float(read_run(spec.run_dir).get("wall_seconds", 0.0)),
     )
+
+
+def records_by_run(results_path: str) -> dict[tuple[str, int], list[dict]]:
+    """The records of results.jsonl grouped by (algo, seed), in file order (one read)."""
+    runs: dict[tuple[str, int], list[dict]] = {}
+    for record in read_records(results_path):
+        runs.setdefault((record.get("algo"), record.get("seed")), []).append(record)
+    return runs

@@ -23,6 +23,7 @@ from ray.tune.experiment import Trial
 from ray.tune.schedulers import FIFOScheduler, TrialScheduler
 from ray.tune.search import Searcher
 
+from autohas.errors import AutohasError
 from autohas.results import RunLedger, read_records
 from autohas.runner import (
     FINISHED_MARKER,
@@ -32,6 +33,7 @@ from autohas.runner import (
     build_searcher,
     is_finished,
     record_run,
+    records_by_run,
     summarise,
     tabular_setup,
 )
@@ -204,9 +206,15 @@ def simulate_experiment(specs: list[RunSpec], resume: bool = False) -> list[RunO
     while futures:
         done, _ = ray.wait(list(futures), num_returns=1)
         spec = futures.pop(done[0])
-        records, wall = ray.get(done[0])
+        try:
+            records, wall = ray.get(done[0])
+        except ray.exceptions.RayTaskError as exc:
+            if isinstance(exc.cause, AutohasError):  # e.g. an architecture the benchmark lacks
+                raise AutohasError(f"{spec.name}: {exc.cause}") from None
+            raise
         with open(spec.results_path, "a") as handle:
             handle.writelines(json.dumps(r) + "\n" for r in records)
         record_run(spec, mode="simulate", wall_seconds=wall)
         open(os.path.join(spec.run_dir, FINISHED_MARKER), "a").close()
-    return [summarise(spec) for spec in specs]
+    runs = records_by_run(specs[0].results_path) if specs else {}
+    return [summarise(spec, records=runs.get((spec.algo, spec.seed), [])) for spec in specs]

@@ -180,3 +180,12 @@ def test_simulate_mode_end_to_end_with_report(ray_session, table_path, tmp_path)
     assert main(argv[:-1] + ["sim-tune", "--mode", "tune", "--seeds", "1", "--algo", "rea"]) == 0
     tuned = [r["arch"] for r in records(tmp_path / "sim-tune" / "results.jsonl")]
     assert tuned == [r["arch"] for r in recs if (r["algo"], r["seed"]) == ("rea", 0)]
+
+
+def test_an_architecture_missing_from_the_benchmark_is_one_clear_line(ray_session, official_path, tmp_path, capsys):
+    # the sample holds three records of the 32,768 sss architectures: a search soon asks for another
+    argv = ["--algo", "random", "--space", "nats-sss", "--benchmark", str(official_path), "--num-samples", "20",
+            "--seeds", "2", "--storage", str(tmp_path), "--name", "sparse"]
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "has no record in" in err[0] and "NATS-sss-v1_0-50262-simple" in err[0]
