@@ -72,7 +72,7 @@ class Group:
 
 def load(folders: Sequence[str]) -> list[Group]:
     groups: dict[tuple[str, str], Group] = {}
-    for folder in folders:
+    for folder in dict.fromkeys(os.path.realpath(f) for f in folders):  # each experiment once
         path = os.path.join(folder, RESULTS_FILE)
         if not os.path.exists(path):
             raise AutohasError(f"{folder} holds no {RESULTS_FILE}: not an autohas experiment")

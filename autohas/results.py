@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import os
-from typing import Iterator
+from typing import Callable, Iterator
 
 from ray.tune import Callback
 
@@ -68,6 +68,18 @@ def read_records(path: str) -> Iterator[dict]:
                 yield json.loads(line)
             except json.JSONDecodeError:
                 continue
+
+
+def prune_records(path: str, drop: Callable[[dict], bool]) -> int:
+    """Rewrite results.jsonl without the records `drop` selects (atomically); how many went."""
+    records = list(read_records(path))
+    keep = [r for r in records if not drop(r)]
+    if len(keep) < len(records):
+        temporary = path + ".tmp"
+        with open(temporary, "w") as handle:
+            handle.writelines(json.dumps(r) + "\n" for r in keep)
+        os.replace(temporary, path)
+    return len(records) - len(keep)
 
 
 class ResultWriter(Callback):

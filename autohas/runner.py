@@ -10,7 +10,7 @@ import os
 import time
 from dataclasses import dataclass
 
-from autohas.results import RESULTS_FILE, ResultWriter, read_records
+from autohas.results import RESULTS_FILE, ResultWriter, prune_records, read_records
 from autohas.schema import METRIC, MODE
 
 FINISHED_MARKER = "search-finished"
@@ -50,6 +50,7 @@ class RunOutcome:
     finished: bool
     trials: int
     errored: int
+    error: str | None
     best_arch: str | None
     best_test_acc: float | None
     sim_seconds: float
@@ -90,14 +91,9 @@ def build_searcher(spec: RunSpec, mark_finished: bool = True):
         searchers.create(spec.algo, get_space(spec.space), spec.seed),
         time_budget=spec.time_budget,
         max_trials=spec.num_samples,
-        max_concurrent=None if pauses_trials(spec) else spec.concurrency,
+        max_concurrent=None if searchers.pauses_trials(spec.algo) else spec.concurrency,
         finished_marker=os.path.join(spec.run_dir, FINISHED_MARKER) if mark_finished else None,
     )
-
-
-def pauses_trials(spec: RunSpec) -> bool:
-    """Whether the algorithm's scheduler pauses and resumes trials (HyperBand-style)."""
-    return build_scheduler(spec) is not None
 
 
 def build_scheduler(spec: RunSpec):
@@ -183,20 +179,27 @@ def execute(spec: RunSpec, resume: bool = False) -> RunOutcome:
     """Run (or, with `resume`, continue) one run as a Ray Tune experiment."""
     from ray import tune
 
+    if resume and is_finished(spec):
+        return summarise(spec)
     os.makedirs(spec.run_dir, exist_ok=True)
     start = time.perf_counter()
-    errored = 0
+    mine = (spec.algo, spec.seed)
     if resume and tune.Tuner.can_restore(spec.run_dir):
-        if not is_finished(spec):
-            tuner = tune.Tuner.restore(spec.run_dir, trainable=_trainable(spec), resume_errored=True)
-            errored = len(tuner.fit().errors)
+        # Records of trials that the saved experiment state does not know (written after
+        # its last snapshot, before a hard kill) would be evaluated again: drop them.
+        known = {t.trial_id for t in tune.ExperimentAnalysis(spec.run_dir).trials}
+        prune_records(spec.results_path, lambda r: (r.get("algo"), r.get("seed")) == mine and r.get("trial_id") not in known)
+        tuner = tune.Tuner.restore(spec.run_dir, trainable=_trainable(spec), resume_errored=True)
     else:
-        errored = len(_new_tuner(spec).fit().errors)
+        prune_records(spec.results_path, lambda r: (r.get("algo"), r.get("seed")) == mine)
+        tuner = _new_tuner(spec)
+    errors = tuner.fit().errors
     record_run(spec, mode="tune", wall_seconds=time.perf_counter() - start)
-    return summarise(spec, errored)
+    first = str(errors[0]).strip().splitlines()[-1] if errors else None
+    return summarise(spec, errored=len(errors), error=first)
 
 
-def summarise(spec: RunSpec, errored: int = 0, records: list[dict] | None = None) -> RunOutcome:
+def summarise(spec: RunSpec, errored: int = 0, records: list[dict] | None = None, error: str | None = None) -> RunOutcome:
     """A run's outcome from what is on disk (its records in results.jsonl, and run.json)."""
     if records is None:
         records = records_by_run(spec.results_path).get((spec.algo, spec.seed), [])
@@ -207,6 +210,7 @@ def summarise(spec: RunSpec, errored: int = 0, records: list[dict] | None = None
         finished=is_finished(spec),
         trials=len({r["trial_id"] for r in records}),
         errored=errored,
+        error=error,
         best_arch=last.get("best_arch"),
         best_test_acc=last.get("best_test_acc"),
         sim_seconds=float(last.get("sim_seconds") or 0.0),

@@ -17,6 +17,7 @@ import json
 import os
 import time
 from dataclasses import dataclass, field
+from types import SimpleNamespace
 from typing import Iterator
 
 from ray.tune.experiment import Trial
@@ -24,7 +25,7 @@ from ray.tune.schedulers import FIFOScheduler, TrialScheduler
 from ray.tune.search import Searcher
 
 from autohas.errors import AutohasError
-from autohas.results import RunLedger, read_records
+from autohas.results import RunLedger, prune_records
 from autohas.runner import (
     FINISHED_MARKER,
     RunOutcome,
@@ -59,7 +60,7 @@ class _Controller:
     """The part of Tune's TuneController that schedulers call back."""
 
     def __init__(self, searcher: Searcher, driver: "SimulatedRun"):
-        self.search_alg = type("SearchAlg", (), {"searcher": searcher})()
+        self.search_alg = SimpleNamespace(searcher=searcher)
         self._driver = driver
 
     def get_trials(self) -> list[SimTrial]:
@@ -178,18 +179,6 @@ def simulate_run(spec: RunSpec) -> tuple[list[dict], float]:
     return records, time.perf_counter() - start
 
 
-def _drop_records_of(path: str, runs: set[tuple[str, int]]) -> None:
-    """Remove what unfinished runs left in results.jsonl before they are simulated again."""
-    records = list(read_records(path))
-    keep = [r for r in records if (r.get("algo"), r.get("seed")) not in runs]
-    if len(keep) == len(records):
-        return
-    temporary = path + ".tmp"
-    with open(temporary, "w") as handle:
-        handle.writelines(json.dumps(r) + "\n" for r in keep)
-    os.replace(temporary, path)
-
-
 def simulate_experiment(specs: list[RunSpec], resume: bool = False) -> list[RunOutcome]:
     """Simulate every run not finished yet, as parallel Ray tasks; their outcomes in `specs` order.
 
@@ -199,8 +188,9 @@ def simulate_experiment(specs: list[RunSpec], resume: bool = False) -> list[RunO
     import ray
 
     todo = [s for s in specs if not (resume and is_finished(s))]
-    if todo:
-        _drop_records_of(todo[0].results_path, {(s.algo, s.seed) for s in todo})
+    if todo:  # what unfinished runs left behind is simulated again
+        again = {(s.algo, s.seed) for s in todo}
+        prune_records(todo[0].results_path, lambda r: (r.get("algo"), r.get("seed")) in again)
     task = ray.remote(num_cpus=1)(simulate_run)
     futures = {task.remote(spec): spec for spec in todo}
     while futures:

@@ -7,6 +7,7 @@ an interrupted experiment ends with exit 130 and continues with `--resume`.
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import shutil
 import sys
@@ -14,6 +15,7 @@ from dataclasses import dataclass, fields
 from typing import Any, Sequence
 
 from autohas.errors import AutohasError
+from autohas.results import RESULTS_FILE
 
 # NATS-Bench multi-trial budgets (simulated seconds), from the official scripts.
 DEFAULT_TIME_BUDGETS = {
@@ -134,6 +136,9 @@ def parse_options(argv: Sequence[str]) -> Options:
         if required not in merged:
             raise AutohasError(f"--{required} is required (on the command line or in --config)")
     merged["algo"] = _as_algos(merged["algo"])
+    for name in ("space", "dataset", "benchmark", "storage", "name", "seed_mode", "mode"):
+        if merged.get(name) is not None and not isinstance(merged[name], str):
+            raise AutohasError(f"option {name.replace('_', '-')} must be a single value, not {merged[name]!r}")
     if isinstance(merged.get("time_budget"), dict):  # a preset: one budget per dataset
         budgets = merged["time_budget"]
         dataset = merged.get("dataset", Options.dataset)
@@ -167,10 +172,12 @@ def validate(options: Options) -> Options:
         raise AutohasError(f"unknown dataset {options.dataset!r}; choose from: {', '.join(DATASETS)}")
     if options.seeds < 1 or options.concurrency < 1:
         raise AutohasError("--seeds and --concurrency must be at least 1")
+    if options.seed < 0 or options.seed + options.seeds > 2**32:
+        raise AutohasError("seeds must lie in 0 .. 2**32-1")
     if options.num_samples is not None and options.num_samples < 1:
         raise AutohasError("--num-samples must be at least 1")
-    if options.time_budget is not None and options.time_budget <= 0:
-        raise AutohasError("--time-budget must be positive")
+    if options.time_budget is not None and not (math.isfinite(options.time_budget) and options.time_budget > 0):
+        raise AutohasError("--time-budget must be a positive number of seconds")
     if options.seed_mode not in ("sample", "mean"):
         raise AutohasError(f"--seed-mode must be sample or mean, not {options.seed_mode!r}")
     if options.mode is None:
@@ -204,6 +211,9 @@ def prepare_experiment(options: Options) -> str:
     folder = os.path.join(options.storage, options.name)
     saved_path = os.path.join(folder, EXPERIMENT_FILE)
     exists = os.path.isdir(folder) and bool(os.listdir(folder))
+    ours = os.path.exists(saved_path) or os.path.exists(os.path.join(folder, RESULTS_FILE))
+    if exists and not ours:
+        raise AutohasError(f"{folder} exists and is not an autohas experiment: choose another --storage or --name")
     if exists and options.overwrite:
         shutil.rmtree(folder)
         exists = False
@@ -216,9 +226,13 @@ def prepare_experiment(options: Options) -> str:
                 raise AutohasError(f"cannot resume {folder} with --{key.replace('_', '-')} {getattr(options, key)}: it was started with {saved[key]}")
         algos = list(saved.get("algo", []))
         options.algo = algos + [a for a in options.algo if a not in algos]
-    os.makedirs(folder, exist_ok=True)
-    with open(saved_path, "w") as handle:
-        yaml.safe_dump(_experiment_record(options), handle, sort_keys=False)
+    try:
+        os.makedirs(folder, exist_ok=True)
+        with open(saved_path, "w") as handle:
+            yaml.safe_dump(_experiment_record(options), handle, sort_keys=False)
+        open(os.path.join(folder, RESULTS_FILE), "a").close()
+    except OSError as exc:
+        raise AutohasError(f"cannot write the experiment folder {folder}: {exc.strerror}") from None
     _write_protocol(folder, options)
     return folder
 
@@ -322,9 +336,9 @@ def run(options: Options) -> int:
         _print_outcomes(outcomes)
         for o in outcomes:
             if o.errored:
-                print(f"warning: {o.errored} trial(s) of {o.algo} seed {o.seed} failed; see {folder}", file=sys.stderr)
+                print(f"warning: {o.errored} trial(s) of {o.algo} seed {o.seed} failed: {o.error}", file=sys.stderr)
                 status = 1
-        if not all(o.finished for o in outcomes) or len(outcomes) < len(specs):
+        if status == 0 and (len(outcomes) < len(specs) or not all(o.finished for o in outcomes)):
             print(f"interrupted: continue with the same command plus --resume ({folder})", file=sys.stderr)
             return 130
     finally:
@@ -332,9 +346,11 @@ def run(options: Options) -> int:
             import ray
 
             ray.shutdown()
-    report = write_report([folder])
-    print(f"results: {os.path.join(folder, 'results.jsonl')}")
-    print(f"report: {report}")
+    print(f"results: {os.path.join(folder, RESULTS_FILE)}")
+    try:
+        print(f"report: {write_report([folder])}")
+    except AutohasError as exc:  # e.g. no result fit in the budget
+        print(f"report: not written ({exc})")
     return status
 
 

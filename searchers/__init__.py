@@ -31,10 +31,15 @@ def create(name: str, space: Space, seed: int, **options: Any):
     return getattr(importlib.import_module(module), cls)(space, seed, **options)
 
 
+def pauses_trials(name: str) -> bool:
+    """Whether the algorithm's scheduler pauses and resumes trials (HyperBand for BOHB)."""
+    check_algorithm(name)
+    return name == "bohb"
+
+
 def scheduler_for(name: str, epochs: list[int]):
     """The Tune trial scheduler an algorithm needs over the benchmark's `epochs` (None: FIFO)."""
-    check_algorithm(name)
-    if name == "bohb":
+    if pauses_trials(name):
         from searchers.bohb import bohb_scheduler
 
         return bohb_scheduler(max(epochs), min(epochs))

@@ -27,6 +27,7 @@ class LimitedSearcher(Searcher):
         max_concurrent: int | None = 1,
         cost_key: str = "trial_sim_seconds",
         finished_marker: str | None = None,
+        max_errors_in_row: int = 3,
     ):
         super().__init__(metric=searcher.metric, mode=searcher.mode)
         self.searcher = searcher
@@ -39,19 +40,27 @@ class LimitedSearcher(Searcher):
         self.live: set[str] = set()  # suggested and not paused or finished
         self.paused: set[str] = set()  # paused by a scheduler (HyperBand): not counted as running
         self.num_started = 0
+        self.max_errors_in_row = max_errors_in_row
+        self.errors_in_row = 0  # trials that failed one after another: the evaluation itself is broken
 
     @property
     def used_seconds(self) -> float:
         return sum(self.trial_cost.values())
 
+    @property
+    def failing(self) -> bool:
+        return self.errors_in_row >= self.max_errors_in_row
+
     def exhausted(self) -> bool:
+        if self.failing:
+            return True
         if self.time_budget is not None and self.used_seconds >= self.time_budget:
             return True
         return self.max_trials is not None and self.num_started >= self.max_trials
 
     def _mark_if_over(self) -> None:
         """Leave the marker once nothing more will run: budget spent and no trial live."""
-        if self.finished_marker and self.exhausted() and not self.live and not self.paused:
+        if self.finished_marker and self.exhausted() and not self.failing and not self.live and not self.paused:
             open(self.finished_marker, "a").close()
 
     def set_search_properties(self, metric, mode, config, **spec) -> bool:
@@ -82,6 +91,7 @@ class LimitedSearcher(Searcher):
 
     def on_trial_complete(self, trial_id: str, result: dict | None = None, error: bool = False) -> None:
         self._account(trial_id, result)
+        self.errors_in_row = self.errors_in_row + 1 if error else 0
         self.live.discard(trial_id)
         self.paused.discard(trial_id)
         self.searcher.on_trial_complete(trial_id, for_searcher(result) if result else result, error=error)

@@ -62,8 +62,7 @@ class NatsTopologySpace(Space):
         return {arch: i for i, arch in enumerate(self._official_order)}
 
     def arch_to_index(self, arch: str) -> int:
-        self.decode(arch)
-        return self._index_of[arch]
+        return self._index_of[self.encode(self.decode(arch))]
 
     def index_to_arch(self, index: int) -> str:
         if not 0 <= int(index) < self.size:
