@@ -151,7 +151,8 @@ def plot(group: Group, path: str) -> None:
             mean, std = np.nanmean(curves[:, valid], axis=0), np.nanstd(curves[:, valid], axis=0)
         ax.plot(times[valid], mean, label=f"{algo} ({len(runs)} runs)")
         ax.fill_between(times[valid], mean - std, mean + std, alpha=0.2)
-    ax.set_xlabel("simulated training time (s)")
+    measured = any(p.get("clock", "simulated") != "simulated" for p in group.protocols)
+    ax.set_xlabel("measured training time (s)" if measured else "simulated training time (s)")
     ax.set_ylabel("test accuracy of the incumbent (%)")
     ax.set_title(f"{group.space} / {group.dataset}")
     ax.grid(alpha=0.3)
@@ -164,7 +165,8 @@ def plot(group: Group, path: str) -> None:
 def protocol_note(group: Group) -> list[str]:
     lines = []
     for p in group.protocols:
-        budget = f"{p['time_budget']:.0f} simulated s per run" if p.get("time_budget") else "no time budget"
+        clock = "simulated" if p.get("clock", "simulated") == "simulated" else "measured training"
+        budget = f"{p['time_budget']:.0f} {clock} s per run" if p.get("time_budget") else "no time budget"
         samples = f", at most {p['num_samples']} trials" if p.get("num_samples") else ""
         lines.append(
             f"Budget: {budget}{samples}; {p.get('concurrency', 1)} trial(s) at a time. "

@@ -10,6 +10,7 @@ import os
 import time
 from dataclasses import dataclass
 
+from autohas.errors import AutohasError
 from autohas.results import RESULTS_FILE, ResultWriter, prune_records, read_records
 from autohas.schema import METRIC, MODE
 
@@ -26,9 +27,14 @@ class RunSpec:
     experiment_dir: str
     time_budget: float | None
     num_samples: int | None
-    concurrency: int = 1
-    budget_epochs: int | None = None  # epochs per evaluation; None = the benchmark's default
+    concurrency: int | None = 1  # None: as many trials as the trial resources let fit
+    budget_epochs: int | None = None  # epochs per evaluation; None = the benchmark's default / the schedule
     seed_mode: str = "sample"
+    evaluate: str = "tabular"  # "tabular": benchmark lookup; "train": train each candidate for real
+    data_dir: str | None = None  # train: where the dataset's files are
+    epochs: int = 12  # train: length of the training schedule (H0: 12)
+    cpus_per_trial: float | None = None  # None: the machine's CPUs shared by `concurrency` trials
+    gpus_per_trial: float = 0.0
 
     @property
     def name(self) -> str:
@@ -55,6 +61,7 @@ class RunOutcome:
     best_test_acc: float | None
     sim_seconds: float
     wall_seconds: float
+    simulated: bool = True  # sim_seconds from a benchmark (tabular) or measured (train)
 
 
 def _trial_dirname(trial) -> str:
@@ -78,7 +85,7 @@ def tabular_setup(spec: RunSpec):
     )
 
 
-def build_searcher(spec: RunSpec, mark_finished: bool = True):
+def build_searcher(spec: RunSpec, mark_finished: bool = True, concurrency: int | None = None):
     """The run's searcher inside the experiment's limits (the same object type in both modes).
 
     With `mark_finished` it leaves a marker file in the run folder once the search is over.
@@ -91,46 +98,113 @@ def build_searcher(spec: RunSpec, mark_finished: bool = True):
         searchers.create(spec.algo, get_space(spec.space), spec.seed),
         time_budget=spec.time_budget,
         max_trials=spec.num_samples,
-        max_concurrent=None if searchers.pauses_trials(spec.algo) else spec.concurrency,
+        max_concurrent=None if searchers.pauses_trials(spec.algo) else (concurrency or spec.concurrency or 1),
         finished_marker=os.path.join(spec.run_dir, FINISHED_MARKER) if mark_finished else None,
     )
+
+
+def train_setup(spec: RunSpec, resources: dict):
+    """What every training evaluation of this run needs besides its configuration."""
+    from trainables.train import TrainSetup, recipe_for
+
+    return TrainSetup(
+        space=spec.space,
+        dataset=spec.dataset,
+        data_dir=spec.data_dir,
+        budget=min(spec.budget_epochs or spec.epochs, spec.epochs),
+        seed=spec.seed,
+        algo=spec.algo,
+        recipe=recipe_for(spec.dataset, spec.epochs),
+        threads=max(1, int(resources["cpu"])),
+        gpu=resources.get("gpu", 0) > 0,
+    )
+
+
+def evaluation_epochs(spec: RunSpec) -> list[int]:
+    """The epochs at which an evaluation of this run reports (its fidelities)."""
+    if spec.evaluate == "train":
+        return list(range(1, min(spec.budget_epochs or spec.epochs, spec.epochs) + 1))
+    from autohas.bench import open_benchmark
+
+    return open_benchmark(spec.benchmark, spec.space).epochs_up_to(tabular_setup(spec).budget)
 
 
 def build_scheduler(spec: RunSpec):
     """The algorithm's trial scheduler (HyperBandForBOHB for bohb), or None for FIFO."""
     import searchers
-    from autohas.bench import open_benchmark
 
-    setup = tabular_setup(spec)
-    return searchers.scheduler_for(spec.algo, open_benchmark(spec.benchmark, spec.space).epochs_up_to(setup.budget))
+    return searchers.scheduler_for(spec.algo, evaluation_epochs(spec))
 
 
-def _trial_resources(concurrency: int) -> dict:
-    """CPUs per trial such that only `concurrency` trials fit at once (on one node at least)."""
+def trial_resources(spec: RunSpec) -> dict:
+    """Ray resources of one trial, checked against the cluster (Tune would wait forever otherwise).
+
+    Without `cpus_per_trial`, CPUs per trial are chosen such that only `concurrency`
+    trials fit at once (on one node at least).
+    """
     import ray
 
-    total = ray.cluster_resources().get("CPU", 1.0)
-    per_node = max((n["Resources"].get("CPU", 0.0) for n in ray.nodes() if n.get("Alive")), default=total)
-    return {"cpu": max(0.01, min(per_node, total / max(1, concurrency)))}
+    cluster = ray.cluster_resources()
+    nodes = [n["Resources"] for n in ray.nodes() if n.get("Alive")]
+    per_node_cpu = max((n.get("CPU", 0.0) for n in nodes), default=cluster.get("CPU", 1.0))
+    if spec.gpus_per_trial > 0:
+        per_node_gpu = max((n.get("GPU", 0.0) for n in nodes), default=0.0)
+        if per_node_gpu <= 0:
+            raise AutohasError(
+                f"--gpus-per-trial {spec.gpus_per_trial:g} but the Ray cluster has no GPU "
+                "(Tune would wait forever): drop the option or connect to a cluster with GPUs"
+            )
+        if spec.gpus_per_trial > per_node_gpu:
+            raise AutohasError(f"--gpus-per-trial {spec.gpus_per_trial:g} but no node has more than {per_node_gpu:g} GPU(s)")
+    if spec.cpus_per_trial is not None:
+        if spec.cpus_per_trial > per_node_cpu:
+            raise AutohasError(f"--cpus-per-trial {spec.cpus_per_trial:g} but no node has more than {per_node_cpu:g} CPU(s)")
+        cpu = spec.cpus_per_trial
+    else:
+        wanted = spec.concurrency
+        if wanted is None:  # as many trials as the GPUs hold, else one
+            wanted = int(cluster.get("GPU", 0.0) / spec.gpus_per_trial + 1e-9) if spec.gpus_per_trial > 0 else 1
+        cpu = max(0.01, min(per_node_cpu, cluster.get("CPU", 1.0) / max(1, wanted)))
+    resources = {"cpu": cpu}
+    if spec.gpus_per_trial > 0:
+        resources["gpu"] = spec.gpus_per_trial
+    return resources
 
 
-def _trainable(spec: RunSpec):
+def concurrency_of(spec: RunSpec, resources: dict) -> int:
+    """Trials at once: as asked, or (None) as many as fit in the cluster with these resources."""
+    if spec.concurrency is not None:
+        return spec.concurrency
+    import ray
+
+    cluster = ray.cluster_resources()
+    fits = [cluster.get("CPU", 1.0) / resources["cpu"]]
+    if resources.get("gpu"):
+        fits.append(cluster.get("GPU", 0.0) / resources["gpu"])
+    return max(1, int(min(fits) + 1e-9))
+
+
+def _trainable(spec: RunSpec, resources: dict):
     from ray import tune
 
-    from trainables.tabular import tabular_trainable
+    if spec.evaluate == "train":
+        from trainables.train import train_trainable
 
-    return tune.with_resources(
-        tune.with_parameters(tabular_trainable, setup=tabular_setup(spec)), _trial_resources(spec.concurrency)
-    )
+        trainable = tune.with_parameters(train_trainable, setup=train_setup(spec, resources))
+    else:
+        from trainables.tabular import tabular_trainable
+
+        trainable = tune.with_parameters(tabular_trainable, setup=tabular_setup(spec))
+    return tune.with_resources(trainable, resources)
 
 
-def _new_tuner(spec: RunSpec):
+def _new_tuner(spec: RunSpec, resources: dict):
     from ray import tune
 
     return tune.Tuner(
-        _trainable(spec),
+        _trainable(spec, resources),
         tune_config=tune.TuneConfig(
-            search_alg=build_searcher(spec),
+            search_alg=build_searcher(spec, concurrency=concurrency_of(spec, resources)),
             scheduler=build_scheduler(spec),
             metric=METRIC,
             mode=MODE,
@@ -181,6 +255,7 @@ def execute(spec: RunSpec, resume: bool = False) -> RunOutcome:
 
     if resume and is_finished(spec):
         return summarise(spec)
+    resources = trial_resources(spec)
     os.makedirs(spec.run_dir, exist_ok=True)
     start = time.perf_counter()
     mine = (spec.algo, spec.seed)
@@ -189,10 +264,10 @@ def execute(spec: RunSpec, resume: bool = False) -> RunOutcome:
         # its last snapshot, before a hard kill) would be evaluated again: drop them.
         known = {t.trial_id for t in tune.ExperimentAnalysis(spec.run_dir).trials}
         prune_records(spec.results_path, lambda r: (r.get("algo"), r.get("seed")) == mine and r.get("trial_id") not in known)
-        tuner = tune.Tuner.restore(spec.run_dir, trainable=_trainable(spec), resume_errored=True)
+        tuner = tune.Tuner.restore(spec.run_dir, trainable=_trainable(spec, resources), resume_errored=True)
     else:
         prune_records(spec.results_path, lambda r: (r.get("algo"), r.get("seed")) == mine)
-        tuner = _new_tuner(spec)
+        tuner = _new_tuner(spec, resources)
     errors = tuner.fit().errors
     record_run(spec, mode="tune", wall_seconds=time.perf_counter() - start)
     first = str(errors[0]).strip().splitlines()[-1] if errors else None
@@ -215,6 +290,7 @@ def summarise(spec: RunSpec, errored: int = 0, records: list[dict] | None = None
         best_test_acc=last.get("best_test_acc"),
         sim_seconds=float(last.get("sim_seconds") or 0.0),
         wall_seconds=float(read_run(spec.run_dir).get("wall_seconds", 0.0)),
+        simulated=spec.evaluate != "train",
     )
 
 

@@ -24,25 +24,36 @@ DEFAULT_TIME_BUDGETS = {
 }
 EXPERIMENT_FILE = "experiment.yaml"
 # Options that define what an experiment measures: a resumed one must keep them.
-FIXED_ON_RESUME = ("space", "dataset", "benchmark", "time_budget", "num_samples", "concurrency", "seed_mode")
+# Small enough for the offline default to finish in about 3 minutes on 2 CPU cores.
+TRAIN_TIME_BUDGETS = {"digits": 90}
+FIXED_ON_RESUME = (
+    "space", "dataset", "benchmark", "time_budget", "num_samples", "concurrency", "seed_mode",
+    "evaluate", "data_dir", "epochs",
+)
 MODES = ("simulate", "tune")
+EVALUATIONS = ("tabular", "train")
 
 
 @dataclass
 class Options:
     algo: list[str]
     space: str
-    dataset: str = "cifar10"
+    dataset: str | None = None  # None: cifar10 (tabular) / digits (train)
     benchmark: str | None = None
     time_budget: float | None = None
     num_samples: int | None = None
     seed: int = 0
     seeds: int = 1
-    concurrency: int = 1
+    concurrency: int | None = None  # None: 1 (tabular) / as many as the trial resources fit (train)
     seed_mode: str = "sample"
     mode: str | None = None  # "simulate" or "tune"; None: simulate when several seeds
     storage: str = "results"
     name: str | None = None
+    evaluate: str | None = None  # None: tabular when a benchmark is given, else train
+    data_dir: str | None = None
+    epochs: int = 12
+    cpus_per_trial: float | None = None
+    gpus_per_trial: float = 0.0
     resume: bool = False
     overwrite: bool = False
 
@@ -65,17 +76,35 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--algo", help=f"searcher(s), comma-separated: {', '.join(ALGORITHMS)}")
     p.add_argument("--space", help=f"search space: {', '.join(SPACE_NAMES)}")
-    p.add_argument("--dataset", help="cifar10 | cifar100 | ImageNet16-120 (default cifar10)")
+    p.add_argument(
+        "--dataset",
+        help="tabular: cifar10 | cifar100 | ImageNet16-120 (default cifar10); train: those, fashion-mnist, "
+        "digits or imagefolder (default digits)",
+    )
     p.add_argument(
         "--benchmark",
         help="a NATS-Bench CSV table, an official '-simple' folder, or a folder holding one "
         "(default: $AUTOHAS_BENCHMARK, else $TORCH_HOME, else ~/.torch)",
     )
-    p.add_argument("--time-budget", type=float, help="simulated training seconds per run (default: NATS-Bench's)")
+    p.add_argument(
+        "--evaluate",
+        choices=EVALUATIONS,
+        help="tabular: look candidates up in the benchmark; train: train each candidate for real "
+        "(default: tabular when --benchmark or $AUTOHAS_BENCHMARK is given, else train)",
+    )
+    p.add_argument("--data-dir", help="train: the dataset's files (a folder, or a .tar.gz of class folders)")
+    p.add_argument("--epochs", type=int, help="train: length of the training schedule in epochs (default 12, NATS-Bench H0)")
+    p.add_argument("--cpus-per-trial", type=float, help="CPUs each trial reserves (default: the machine's, shared by --concurrency)")
+    p.add_argument("--gpus-per-trial", type=float, help="GPUs each trial reserves, e.g. 0.25 packs four trials on one GPU")
+    p.add_argument(
+        "--time-budget",
+        type=float,
+        help="training seconds per run: simulated (tabular; default NATS-Bench's) or measured (train)",
+    )
     p.add_argument("--num-samples", type=int, help="at most this many trials per run")
     p.add_argument("--seed", type=int, help="first seed (default 0)")
     p.add_argument("--seeds", type=int, help="number of seeds: runs seeds S..S+K-1 (default 1)")
-    p.add_argument("--concurrency", type=int, help="trials at once per run (default 1)")
+    p.add_argument("--concurrency", type=int, help="trials at once per run (default 1; train: as many as the resources fit)")
     p.add_argument("--seed-mode", choices=("sample", "mean"), help="benchmark runs: one per evaluation (default) or their mean")
     p.add_argument(
         "--mode",
@@ -136,41 +165,46 @@ def parse_options(argv: Sequence[str]) -> Options:
         if required not in merged:
             raise AutohasError(f"--{required} is required (on the command line or in --config)")
     merged["algo"] = _as_algos(merged["algo"])
-    for name in ("space", "dataset", "benchmark", "storage", "name", "seed_mode", "mode"):
+    for name in ("space", "dataset", "benchmark", "storage", "name", "seed_mode", "mode", "evaluate", "data_dir"):
         if merged.get(name) is not None and not isinstance(merged[name], str):
             raise AutohasError(f"option {name.replace('_', '-')} must be a single value, not {merged[name]!r}")
     if isinstance(merged.get("time_budget"), dict):  # a preset: one budget per dataset
         budgets = merged["time_budget"]
-        dataset = merged.get("dataset", Options.dataset)
+        dataset = merged.get("dataset") or ("cifar10" if merged.get("benchmark") or os.environ.get("AUTOHAS_BENCHMARK") else "digits")
         if dataset not in budgets:
             raise AutohasError(f"the config's time-budget names no budget for dataset {dataset!r}")
         merged["time_budget"] = budgets[dataset]
     try:
         options = Options(**merged)
-        for name in ("seed", "seeds", "concurrency"):
+        for name in ("seed", "seeds", "epochs"):
             setattr(options, name, int(getattr(options, name)))
-        if options.num_samples is not None:
-            options.num_samples = int(options.num_samples)
-        if options.time_budget is not None:
-            options.time_budget = float(options.time_budget)
+        for name in ("num_samples", "concurrency"):
+            if getattr(options, name) is not None:
+                setattr(options, name, int(getattr(options, name)))
+        for name in ("time_budget", "cpus_per_trial"):
+            if getattr(options, name) is not None:
+                setattr(options, name, float(getattr(options, name)))
+        options.gpus_per_trial = float(options.gpus_per_trial)
     except (TypeError, ValueError) as exc:
         raise AutohasError(f"bad option value: {exc}") from None
     return validate(options)
 
 
 def validate(options: Options) -> Options:
-    from autohas.bench import DATASETS, default_benchmark_path, open_benchmark
-    from autohas.spaces import get_space
     from searchers import check_algorithm
+
+    from autohas.spaces import get_space
 
     get_space(options.space)
     for algo in options.algo:
         check_algorithm(algo)
     if len(set(options.algo)) != len(options.algo):
         raise AutohasError(f"--algo names an algorithm twice: {','.join(options.algo)}")
-    if options.dataset not in DATASETS:
-        raise AutohasError(f"unknown dataset {options.dataset!r}; choose from: {', '.join(DATASETS)}")
-    if options.seeds < 1 or options.concurrency < 1:
+    if options.evaluate is None:
+        options.evaluate = "tabular" if options.benchmark or os.environ.get("AUTOHAS_BENCHMARK") else "train"
+    if options.evaluate not in EVALUATIONS:
+        raise AutohasError(f"--evaluate must be one of {', '.join(EVALUATIONS)}, not {options.evaluate!r}")
+    if options.seeds < 1 or (options.concurrency is not None and options.concurrency < 1):
         raise AutohasError("--seeds and --concurrency must be at least 1")
     if options.seed < 0 or options.seed + options.seeds > 2**32:
         raise AutohasError("seeds must lie in 0 .. 2**32-1")
@@ -180,10 +214,39 @@ def validate(options: Options) -> Options:
         raise AutohasError("--time-budget must be a positive number of seconds")
     if options.seed_mode not in ("sample", "mean"):
         raise AutohasError(f"--seed-mode must be sample or mean, not {options.seed_mode!r}")
-    if options.mode is None:
-        options.mode = "simulate" if options.seeds > 1 else "tune"
+    _validate_resources(options)
+    if options.evaluate == "train":
+        _validate_training(options)
+    else:
+        _validate_tabular(options)
     if options.mode not in MODES:
         raise AutohasError(f"--mode must be one of {', '.join(MODES)}, not {options.mode!r}")
+    options.storage = os.path.abspath(options.storage)
+    options.name = options.name or f"{options.space}-{options.dataset}"
+    if os.sep in options.name or options.name in ("", ".", ".."):
+        raise AutohasError(f"--name must be a plain folder name, not {options.name!r}")
+    return options
+
+
+def _validate_resources(options: Options) -> None:
+    gpus, cpus = options.gpus_per_trial, options.cpus_per_trial
+    if not (math.isfinite(gpus) and gpus >= 0) or (gpus > 1 and gpus != int(gpus)):
+        raise AutohasError("--gpus-per-trial must be a fraction in (0, 1] or a whole number of GPUs")
+    if cpus is not None and not (math.isfinite(cpus) and cpus > 0):
+        raise AutohasError("--cpus-per-trial must be a positive number")
+
+
+def _validate_tabular(options: Options) -> None:
+    """A benchmark lookup: a benchmark for the space that has the dataset."""
+    from autohas.bench import DATASETS, default_benchmark_path, open_benchmark
+
+    options.dataset = options.dataset or "cifar10"
+    if options.dataset not in DATASETS:
+        raise AutohasError(f"unknown dataset {options.dataset!r}; choose from: {', '.join(DATASETS)}")
+    if options.mode is None:
+        options.mode = "simulate" if options.seeds > 1 else "tune"
+    if options.concurrency is None:
+        options.concurrency = 1  # the NATS-Bench protocol
     if options.benchmark is None:
         options.benchmark = default_benchmark_path()
         if not os.path.exists(options.benchmark):
@@ -193,11 +256,29 @@ def validate(options: Options) -> Options:
     options.benchmark = os.path.abspath(options.benchmark)
     if options.time_budget is None and options.num_samples is None:
         options.time_budget = float(DEFAULT_TIME_BUDGETS[options.space][options.dataset])
-    options.storage = os.path.abspath(options.storage)
-    options.name = options.name or f"{options.space}-{options.dataset}"
-    if os.sep in options.name or options.name in ("", ".", ".."):
-        raise AutohasError(f"--name must be a plain folder name, not {options.name!r}")
-    return options
+
+
+def _validate_training(options: Options) -> None:
+    """Real training: a known dataset, Ray Tune trials, a schedule of at least one epoch."""
+    from autohas.data import TRAIN_DATASETS
+
+    options.dataset = options.dataset or "digits"
+    if options.dataset not in TRAIN_DATASETS:
+        raise AutohasError(f"unknown dataset {options.dataset!r} for --evaluate train; choose from: {', '.join(TRAIN_DATASETS)}")
+    if options.benchmark is not None:
+        raise AutohasError("--benchmark is for --evaluate tabular; --evaluate train trains every candidate")
+    if options.mode == "simulate":
+        raise AutohasError("--mode simulate needs a tabular benchmark; --evaluate train runs Ray Tune trials")
+    options.mode = "tune"
+    if options.epochs < 1:
+        raise AutohasError("--epochs must be at least 1")
+    if options.data_dir is not None:
+        if not os.path.exists(options.data_dir):
+            raise AutohasError(f"--data-dir {options.data_dir} does not exist")
+        options.data_dir = os.path.abspath(options.data_dir)
+    if options.time_budget is None and options.num_samples is None:
+        budgets = DEFAULT_TIME_BUDGETS[options.space]
+        options.time_budget = float(TRAIN_TIME_BUDGETS.get(options.dataset, budgets.get(options.dataset, budgets["cifar10"])))
 
 
 def _experiment_record(options: Options) -> dict:
@@ -241,20 +322,32 @@ def _write_protocol(folder: str, options: Options) -> None:
     """What the report states about how the numbers were obtained."""
     import json
 
-    from autohas.bench import open_benchmark
     from autohas.results import PROTOCOL_FILE
 
-    bench = open_benchmark(options.benchmark, options.space)
     protocol = {
         "space": options.space,
         "dataset": options.dataset,
+        "evaluate": options.evaluate,
         "time_budget": options.time_budget,
         "num_samples": options.num_samples,
-        "benchmark": bench.source,
-        "signal": bench.signal,
         "concurrency": options.concurrency,
-        "seed_mode": options.seed_mode,
     }
+    if options.evaluate == "train":
+        from autohas.data import split_note
+        from trainables.train import recipe_for
+
+        protocol.update(
+            benchmark=f"none: every candidate trained for real on {options.dataset} ({split_note(options.dataset)})",
+            signal=f"validation accuracy after epoch e of the {options.epochs}-epoch NATS-Bench H0 schedule "
+            f"(batch {recipe_for(options.dataset).batch_size}); test accuracy measured on the test split",
+            clock="measured training + validation seconds",
+            seed_mode="one training run per evaluation",
+        )
+    else:
+        from autohas.bench import open_benchmark
+
+        bench = open_benchmark(options.benchmark, options.space)
+        protocol.update(benchmark=bench.source, signal=bench.signal, clock="simulated", seed_mode=options.seed_mode)
     with open(os.path.join(folder, PROTOCOL_FILE), "w") as handle:
         json.dump(protocol, handle, indent=1)
 
@@ -280,12 +373,17 @@ def _specs(options: Options, folder: str) -> list:
             seed=seed,
             space=options.space,
             dataset=options.dataset,
-            benchmark=options.benchmark,
+            benchmark=options.benchmark or "",
             experiment_dir=folder,
             time_budget=options.time_budget,
             num_samples=options.num_samples,
             concurrency=options.concurrency,
             seed_mode=options.seed_mode,
+            evaluate=options.evaluate,
+            data_dir=options.data_dir,
+            epochs=options.epochs,
+            cpus_per_trial=options.cpus_per_trial,
+            gpus_per_trial=options.gpus_per_trial,
         )
         for algo in options.algo
         for seed in range(options.seed, options.seed + options.seeds)
@@ -300,7 +398,7 @@ def _print_outcomes(outcomes: list) -> None:
         for o in outcomes:
             best = f"{o.best_test_acc:.2f}" if o.best_test_acc is not None else "-"
             print(
-                f"{o.algo} seed {o.seed}: {o.trials} trials, {o.sim_seconds:.0f} simulated s, "
+                f"{o.algo} seed {o.seed}: {o.trials} trials, {o.sim_seconds:.0f} {'simulated' if o.simulated else 'training'} s, "
                 f"{o.wall_seconds:.1f} s wall; best test acc {best} {o.best_arch or ''}",
                 flush=True,
             )

@@ -1,0 +1,249 @@
+"""Train trainable: trains one candidate network on real data with the NATS-Bench H0 recipe.
+
+The learning-rate schedule spans the whole schedule (`epochs`, 12 for H0) even when
+a trial reports only up to a smaller budget, so that "b epochs" means epoch b of the
+12-epoch run, as in the benchmark, and a trial that HyperBand pauses at epoch 3 and
+resumes later continues the same run. After every epoch the trial reports the schema
+(validation accuracy = the search signal; test accuracy on the test split, never
+shown to a searcher) and saves a checkpoint (weights, optimiser, data-order RNG,
+seconds spent), from which it resumes exactly.
+
+Cost: `trial_sim_seconds` is the trial's measured training + validation seconds
+(test evaluation excluded: it is reporting, not search), which is what a time budget
+limits in train mode.
+"""
+from __future__ import annotations
+
+import math
+import os
+import tempfile
+import time
+from dataclasses import dataclass, field
+from functools import lru_cache
+from typing import Iterator
+
+import numpy as np
+import torch
+from torch import nn
+
+from autohas import schema
+
+CHECKPOINT_FILE = "training.pt"
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """Training hyperparameters: NATS-Bench H0 (Table 5.2) by default."""
+
+    epochs: int = 12  # the length of the cosine schedule
+    batch_size: int = 256
+    lr: float = 0.1  # cosine from lr to 0 over `epochs`, updated every step
+    momentum: float = 0.9
+    weight_decay: float = 5e-4
+    nesterov: bool = True
+    eval_batch_size: int = 512
+
+
+# Batch sizes that differ from H0's 256: scikit-learn's digits has 898 training images,
+# which at 256 would give 4 steps per epoch and nothing learnt after one or two epochs
+# (useless low fidelities for BOHB); 64 gives 15 steps per epoch.
+DATASET_BATCH_SIZES = {"digits": 64}
+
+
+def recipe_for(dataset: str, epochs: int = 12) -> Recipe:
+    """H0 with a `epochs`-epoch schedule, with the batch size adapted where a dataset is tiny."""
+    return Recipe(epochs=epochs, batch_size=DATASET_BATCH_SIZES.get(dataset, Recipe.batch_size))
+
+
+@dataclass(frozen=True)
+class TrainSetup:
+    """Everything a train trial needs besides the architecture (passed via with_parameters)."""
+
+    space: str
+    dataset: str
+    data_dir: str | None
+    budget: int  # epochs to report up to (<= recipe.epochs)
+    seed: int  # the run's seed
+    algo: str
+    recipe: Recipe = field(default_factory=Recipe)
+    threads: int = 1  # CPU threads per trial
+    gpu: bool = False  # train on the trial's GPU (Ray assigns it via CUDA_VISIBLE_DEVICES)
+    cache_dir: str | None = None
+
+
+def trial_seed(run_seed: int, arch_index: int) -> int:
+    """Initialisation and data-order seed of one evaluation: fixed per (run seed, architecture)."""
+    return int(np.random.default_rng([run_seed, arch_index, 7]).integers(2**31))
+
+
+def cosine_lr(base: float, step: int, total_steps: int) -> float:
+    """Cosine annealing from `base` to 0 over `total_steps`, evaluated at `step` (0-based)."""
+    return 0.5 * base * (1.0 + math.cos(math.pi * min(step, total_steps) / total_steps))
+
+
+@lru_cache(maxsize=2)
+def _splits(dataset: str, data_dir: str | None, cache_dir: str | None):
+    """Decoded splits, kept per process: with reused actors, trials after the first skip loading."""
+    from autohas.data import load_splits
+
+    return load_splits(dataset, data_dir=data_dir, cache_dir=cache_dir)
+
+
+class Training:
+    """One candidate's training run: model, optimiser, data order; save/restore per epoch."""
+
+    def __init__(self, setup: TrainSetup, arch: str, seed: int, splits=None):
+        from autohas.data import Batches
+        from autohas.models import build_network
+
+        self.setup = setup
+        self.recipe = setup.recipe
+        self.device = torch.device("cuda") if setup.gpu and torch.cuda.is_available() else torch.device("cpu")
+        if self.device.type == "cpu":
+            torch.set_num_threads(max(1, setup.threads))
+        else:
+            torch.backends.cudnn.benchmark = True  # fixed input shapes: let cuDNN pick its fastest kernels
+        splits = splits or _splits(setup.dataset, setup.data_dir, setup.cache_dir)
+        self.spec = splits.spec
+        torch.manual_seed(seed)
+        self.model = build_network(setup.space, arch, splits.spec.num_classes).to(self.device)
+        if self.device.type == "cuda":
+            self.model = self.model.to(memory_format=torch.channels_last)
+        r = self.recipe
+        self.optimizer = torch.optim.SGD(
+            self.model.parameters(), lr=r.lr, momentum=r.momentum, weight_decay=r.weight_decay, nesterov=r.nesterov
+        )
+        self.train = Batches(splits.train, splits.spec, r.batch_size, self.device, augment=True, shuffle=True, seed=seed)
+        self.valid = Batches(splits.valid, splits.spec, r.eval_batch_size, self.device)
+        self.test = Batches(splits.test, splits.spec, r.eval_batch_size, self.device)
+        self.loss = nn.CrossEntropyLoss()
+        self.epoch = 0
+        self.seconds = 0.0  # training + validation seconds so far, over all attempts
+        self.wall = 0.0  # all seconds of the trial so far (test evaluation included), over all attempts
+
+    def _autocast(self):
+        return torch.autocast("cuda", dtype=torch.bfloat16, enabled=self.device.type == "cuda")
+
+    def _inputs(self, x: torch.Tensor) -> torch.Tensor:
+        return x.contiguous(memory_format=torch.channels_last) if self.device.type == "cuda" else x
+
+    def train_epoch(self) -> float:
+        """One epoch of SGD on the train split; the mean training loss."""
+        self.model.train()
+        steps_per_epoch = len(self.train)
+        total = self.recipe.epochs * steps_per_epoch
+        step = self.epoch * steps_per_epoch
+        losses = []
+        for x, y in self.train:
+            for group in self.optimizer.param_groups:
+                group["lr"] = cosine_lr(self.recipe.lr, step, total)
+            with self._autocast():
+                loss = self.loss(self.model(self._inputs(x)), y)
+            self.optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            self.optimizer.step()
+            losses.append(loss.detach())
+            step += 1
+        self.epoch += 1
+        return float(torch.stack(losses).mean()) if losses else float("nan")
+
+    @torch.no_grad()
+    def accuracy(self, batches) -> float:
+        """Top-1 accuracy (%) on a split, with BN in inference mode."""
+        self.model.eval()
+        correct = torch.zeros((), dtype=torch.long, device=self.device)
+        count = 0
+        for x, y in batches:
+            with self._autocast():
+                logits = self.model(self._inputs(x))
+            correct += (logits.argmax(dim=1) == y).sum()
+            count += y.numel()
+        return 100.0 * float(correct) / max(1, count)
+
+    def state(self) -> dict:
+        return {
+            "epoch": self.epoch,
+            "seconds": self.seconds,
+            "wall": self.wall,
+            "model": self.model.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "train_order": self.train.get_state(),
+        }
+
+    def load(self, state: dict) -> None:
+        self.model.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.train.set_state(state["train_order"])
+        self.epoch = int(state["epoch"])
+        self.seconds = float(state["seconds"])
+        self.wall = float(state["wall"])
+
+
+def train_results(
+    setup: TrainSetup, config: dict, trial_id: str, state: dict | None = None
+) -> Iterator[tuple[dict, Training]]:
+    """Train one configuration epoch by epoch up to the budget; yields (schema result, training).
+
+    With `state` (a checkpoint of this configuration) training continues after its epoch.
+    """
+    from autohas.models import count_flops, count_params
+    from autohas.spaces import get_space
+
+    since = time.perf_counter()
+    space = get_space(setup.space)
+    arch = space.config_to_arch(config)
+    index = space.arch_to_index(arch)
+    training = Training(setup, arch, trial_seed(setup.seed, index))
+    if state is not None:
+        training.load(state)
+    size = training.spec.image_size
+    params = count_params(training.model)
+    flops = count_flops(training.model, (1, 3, size, size))
+    while training.epoch < setup.budget:
+        began = time.perf_counter()
+        training.train_epoch()
+        valid_acc = training.accuracy(training.valid)
+        training.seconds += time.perf_counter() - began
+        test_acc = training.accuracy(training.test)
+        training.wall += time.perf_counter() - since
+        since = time.perf_counter()
+        result = schema.trial_result(
+            algo=setup.algo,
+            space=setup.space,
+            dataset=setup.dataset,
+            seed=setup.seed,
+            trial_id=trial_id,
+            arch=arch,
+            arch_index=index,
+            hparams={},
+            epoch=training.epoch,
+            budget=training.epoch,
+            valid_acc=valid_acc,
+            test_acc=test_acc,
+            trial_sim_seconds=training.seconds,
+            wall_seconds=training.wall,
+            params=params,
+            flops=flops,
+        )
+        yield result, training
+
+
+def _restore() -> dict | None:
+    from ray import tune
+
+    checkpoint = tune.get_checkpoint()
+    if checkpoint is None:
+        return None
+    with checkpoint.as_directory() as folder:
+        return torch.load(os.path.join(folder, CHECKPOINT_FILE), map_location="cpu", weights_only=False)
+
+
+def train_trainable(config: dict, setup: TrainSetup) -> None:
+    """The Ray Tune function trainable: trains, reporting each epoch with a checkpoint."""
+    from ray import tune
+
+    trial_id = tune.get_context().get_trial_id()
+    for result, training in train_results(setup, config, trial_id, state=_restore()):
+        with tempfile.TemporaryDirectory() as folder:
+            torch.save(training.state(), os.path.join(folder, CHECKPOINT_FILE))
+            tune.report(result, checkpoint=tune.Checkpoint.from_directory(folder))
