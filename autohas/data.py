@@ -188,7 +188,7 @@ def _idx_files(folder: Path) -> list[Path] | None:
 
 def _resolve(name: str, data_dir: str | None, cache: Path, download: bool) -> _Source:
     path = Path(data_dir).expanduser() if data_dir else None
-    if path is not None and not path.exists() and name in ("ImageNet16-120", "imagefolder", "fashion-mnist"):
+    if path is not None and not path.exists() and name != "digits":
         raise AutohasError(f"{name}: --data-dir {path} does not exist")
     if name == "digits":
         import sklearn
@@ -319,6 +319,8 @@ def _decode(blobs: list[bytes], names: list[str]) -> np.ndarray:
         except (UnidentifiedImageError, OSError, ValueError) as exc:
             raise AutohasError(f"cannot decode image {name}: {exc}") from exc
         if out is None:
+            if pixels.shape[0] != pixels.shape[1]:  # the NATS networks and their FLOP counts take square images
+                raise AutohasError(f"image {name} is {pixels.shape[1]}x{pixels.shape[0]}; images must be square")
             out = np.empty((len(blobs),) + pixels.shape, dtype=np.uint8)
         elif pixels.shape != out.shape[1:]:
             raise AutohasError(

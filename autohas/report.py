@@ -169,7 +169,7 @@ def protocol_note(group: Group) -> list[str]:
         budget = f"{p['time_budget']:.0f} {clock} s per run" if p.get("time_budget") else "no time budget"
         samples = f", at most {p['num_samples']} trials" if p.get("num_samples") else ""
         lines.append(
-            f"Budget: {budget}{samples}; {p.get('concurrency', 1)} trial(s) at a time. "
+            f"Budget: {budget}{samples}; {p.get('concurrency') or 'as many as the trial resources fit'} trial(s) at a time. "
             f"Benchmark: {p.get('benchmark', '?')}. Search signal: {p.get('signal', '?')}. "
             f"Benchmark runs per evaluation: {p.get('seed_mode', '?')}."
         )

@@ -117,6 +117,7 @@ def train_setup(spec: RunSpec, resources: dict):
         recipe=recipe_for(spec.dataset, spec.epochs),
         threads=max(1, int(resources["cpu"])),
         gpu=resources.get("gpu", 0) > 0,
+        cache_dir=os.environ.get("AUTOHAS_DATA_CACHE"),  # else each worker's own default
     )
 
 
@@ -144,6 +145,8 @@ def trial_resources(spec: RunSpec) -> dict:
     """
     import ray
 
+    import searchers
+
     cluster = ray.cluster_resources()
     nodes = [n["Resources"] for n in ray.nodes() if n.get("Alive")]
     per_node_cpu = max((n.get("CPU", 0.0) for n in nodes), default=cluster.get("CPU", 1.0))
@@ -160,6 +163,9 @@ def trial_resources(spec: RunSpec) -> dict:
         if spec.cpus_per_trial > per_node_cpu:
             raise AutohasError(f"--cpus-per-trial {spec.cpus_per_trial:g} but no node has more than {per_node_cpu:g} CPU(s)")
         cpu = spec.cpus_per_trial
+        if spec.concurrency and searchers.pauses_trials(spec.algo):
+            # BOHB's searcher does not gate concurrency (HyperBand must keep queueing): resources do
+            cpu = max(cpu, min(per_node_cpu, cluster.get("CPU", 1.0) / spec.concurrency))
     else:
         wanted = spec.concurrency
         if wanted is None:  # as many trials as the GPUs hold, else one

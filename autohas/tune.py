@@ -28,7 +28,7 @@ EXPERIMENT_FILE = "experiment.yaml"
 TRAIN_TIME_BUDGETS = {"digits": 90}
 FIXED_ON_RESUME = (
     "space", "dataset", "benchmark", "time_budget", "num_samples", "concurrency", "seed_mode",
-    "evaluate", "data_dir", "epochs",
+    "evaluate", "data_dir", "epochs", "cpus_per_trial", "gpus_per_trial",
 )
 MODES = ("simulate", "tune")
 EVALUATIONS = ("tabular", "train")
@@ -170,7 +170,7 @@ def parse_options(argv: Sequence[str]) -> Options:
             raise AutohasError(f"option {name.replace('_', '-')} must be a single value, not {merged[name]!r}")
     if isinstance(merged.get("time_budget"), dict):  # a preset: one budget per dataset
         budgets = merged["time_budget"]
-        dataset = merged.get("dataset") or ("cifar10" if merged.get("benchmark") or os.environ.get("AUTOHAS_BENCHMARK") else "digits")
+        dataset = merged.get("dataset") or ("digits" if _default_evaluate(merged.get("evaluate"), merged.get("benchmark")) == "train" else "cifar10")
         if dataset not in budgets:
             raise AutohasError(f"the config's time-budget names no budget for dataset {dataset!r}")
         merged["time_budget"] = budgets[dataset]
@@ -200,8 +200,7 @@ def validate(options: Options) -> Options:
         check_algorithm(algo)
     if len(set(options.algo)) != len(options.algo):
         raise AutohasError(f"--algo names an algorithm twice: {','.join(options.algo)}")
-    if options.evaluate is None:
-        options.evaluate = "tabular" if options.benchmark or os.environ.get("AUTOHAS_BENCHMARK") else "train"
+    options.evaluate = _default_evaluate(options.evaluate, options.benchmark)
     if options.evaluate not in EVALUATIONS:
         raise AutohasError(f"--evaluate must be one of {', '.join(EVALUATIONS)}, not {options.evaluate!r}")
     if options.seeds < 1 or (options.concurrency is not None and options.concurrency < 1):
@@ -228,12 +227,19 @@ def validate(options: Options) -> Options:
     return options
 
 
+def _default_evaluate(evaluate: str | None, benchmark: str | None) -> str:
+    """tabular when a benchmark is given (option or $AUTOHAS_BENCHMARK), else train."""
+    if evaluate is not None:
+        return evaluate
+    return "tabular" if benchmark or os.environ.get("AUTOHAS_BENCHMARK") else "train"
+
+
 def _validate_resources(options: Options) -> None:
     gpus, cpus = options.gpus_per_trial, options.cpus_per_trial
-    if not (math.isfinite(gpus) and gpus >= 0) or (gpus > 1 and gpus != int(gpus)):
-        raise AutohasError("--gpus-per-trial must be a fraction in (0, 1] or a whole number of GPUs")
-    if cpus is not None and not (math.isfinite(cpus) and cpus > 0):
-        raise AutohasError("--cpus-per-trial must be a positive number")
+    if not (math.isfinite(gpus) and (gpus == 0 or gpus >= 0.01)) or (gpus > 1 and gpus != int(gpus)):
+        raise AutohasError("--gpus-per-trial must be a fraction in [0.01, 1] or a whole number of GPUs")
+    if cpus is not None and not (math.isfinite(cpus) and cpus >= 0.01):
+        raise AutohasError("--cpus-per-trial must be a number of CPUs, at least 0.01")
 
 
 def _validate_tabular(options: Options) -> None:
@@ -276,6 +282,9 @@ def _validate_training(options: Options) -> None:
         if not os.path.exists(options.data_dir):
             raise AutohasError(f"--data-dir {options.data_dir} does not exist")
         options.data_dir = os.path.abspath(options.data_dir)
+    from autohas.data import load_splits
+
+    load_splits(options.dataset, data_dir=options.data_dir)  # bad sources fail here, in one line; trials read the cache
     if options.time_budget is None and options.num_samples is None:
         budgets = DEFAULT_TIME_BUDGETS[options.space]
         options.time_budget = float(TRAIN_TIME_BUDGETS.get(options.dataset, budgets.get(options.dataset, budgets["cifar10"])))
@@ -414,14 +423,16 @@ def _print_outcomes(outcomes: list) -> None:
 def run(options: Options) -> int:
     """Run every (algorithm, seed) of the experiment; the process exit code."""
     from autohas.report import write_report
-    from autohas.runner import execute
+    from autohas.runner import execute, trial_resources
     from autohas.simulate import simulate_experiment
 
-    folder = prepare_experiment(options)
-    specs = _specs(options, folder)
     started = _start_ray()
     status = 0
     try:
+        # resources the cluster cannot give fail now, before the experiment folder exists
+        trial_resources(_specs(options, os.path.join(options.storage, options.name))[0])
+        folder = prepare_experiment(options)
+        specs = _specs(options, folder)
         if options.mode == "simulate":
             outcomes = simulate_experiment(specs, resume=options.resume)
         else:

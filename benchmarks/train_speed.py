@@ -85,7 +85,10 @@ def run_packed(args, gpu: bool) -> tuple[float, list[float]]:
         param_space={"seed": tune.grid_search(list(range(args.packed)))},
         run_config=tune.RunConfig(storage_path=os.path.abspath(args.storage), name="train-speed", verbose=0),
     )
-    frames = [r.metrics_dataframe for r in tuner.fit()]
+    results = tuner.fit()
+    if results.errors:
+        raise SystemExit(f"packed trials failed: {str(results.errors[0]).strip().splitlines()[-1]}")
+    frames = [r.metrics_dataframe for r in results]
     steady = [f[f["epoch"] >= 2] for f in frames]
     window = max(f["end"].max() for f in steady) - min(f["start"].min() for f in steady)
     images = sum(len(f) for f in steady) * (args.subset or TRAIN_IMAGES)
@@ -103,6 +106,7 @@ def main() -> None:
     parser.add_argument("--full", action="store_true", help="also train the full 12-epoch H0 schedule and test it")
     parser.add_argument("--storage", default="/tmp/autohas-train-speed", help="Ray Tune folder of the packed trials")
     args = parser.parse_args()
+    args.data_dir = os.path.abspath(args.data_dir)  # Ray runs each trial in a folder of its own
     import torch
 
     gpu = torch.cuda.is_available()

@@ -83,6 +83,7 @@ def test_gpu_fraction_without_a_gpu_fails_at_once(ray_session, tmp_path, capsys)
     assert code == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "--gpus-per-trial 0.25 but the Ray cluster has no GPU" in err[0]
+    assert not (tmp_path / "nats-sss-digits").exists()  # nothing written: the same command without it runs
 
 
 @pytest.mark.parametrize(
@@ -92,7 +93,9 @@ def test_gpu_fraction_without_a_gpu_fails_at_once(ray_session, tmp_path, capsys)
         (["--benchmark", "x.csv", "--evaluate", "train"], "--benchmark is for --evaluate tabular"),
         (["--dataset", "mnist"], "unknown dataset 'mnist' for --evaluate train"),
         (["--epochs", "0"], "--epochs must be at least 1"),
-        (["--gpus-per-trial", "1.5"], "--gpus-per-trial must be a fraction in (0, 1] or a whole number"),
+        (["--cpus-per-trial", "0.00001"], "--cpus-per-trial must be a number of CPUs, at least 0.01"),
+        (["--dataset", "imagefolder"], "imagefolder needs --data-dir"),
+        (["--gpus-per-trial", "1.5"], "--gpus-per-trial must be a fraction in [0.01, 1] or a whole number"),
         (["--data-dir", "/no/such/dir"], "--data-dir /no/such/dir does not exist"),
     ],
 )
@@ -101,3 +104,30 @@ def test_bad_training_options_are_one_line(args, message):
     assert out.returncode == 2
     lines = out.stderr.strip().splitlines()
     assert len(lines) == 1 and message in lines[0], out.stderr
+
+
+def test_ctrl_c_then_resume_continues_trials_from_their_checkpoints(ray_session, data_cache, tmp_path):
+    import signal
+    import subprocess
+    import time
+
+    from tests.test_cli import PY, ROOT
+
+    common = ["--algo", "random", "--space", "nats-sss", "--evaluate", "train", "--dataset", "digits",
+              "--num-samples", "2", "--epochs", "3", "--storage", str(tmp_path), "--name", "cut"]
+    path = tmp_path / "cut" / "results.jsonl"
+    log = open(tmp_path / "cut.log", "w+")
+    env = {**os.environ, "AUTOHAS_DATA_CACHE": str(data_cache)}
+    proc = subprocess.Popen([PY, "-m", "autohas.tune", *common], cwd=ROOT, stdout=log, stderr=log, text=True, env=env)
+    deadline = time.time() + 120
+    while time.time() < deadline and (not path.exists() or len(path.read_text().splitlines()) < 2):
+        time.sleep(0.2)
+    proc.send_signal(signal.SIGINT)
+    assert proc.wait(timeout=120) == 130
+    partial = records(tmp_path / "cut")
+    assert 2 <= len(partial) < 6
+    assert main(common + ["--resume"]) == 0
+    resumed = records(tmp_path / "cut")
+    assert resumed[: len(partial)] == partial  # nothing finished was lost or rewritten
+    trials = by_trial(resumed)
+    assert len(trials) == 2 and all(epochs == [1, 2, 3] for epochs in trials.values())
