@@ -188,7 +188,7 @@ def _idx_files(folder: Path) -> list[Path] | None:
 
 def _resolve(name: str, data_dir: str | None, cache: Path, download: bool) -> _Source:
     path = Path(data_dir).expanduser() if data_dir else None
-    if path is not None and not path.exists() and name != "digits":
+    if path is not None and not path.exists() and name in ("ImageNet16-120", "imagefolder", "fashion-mnist"):
         raise AutohasError(f"{name}: --data-dir {path} does not exist")
     if name == "digits":
         import sklearn
