@@ -51,7 +51,7 @@ class Options:
     name: str | None = None
     evaluate: str | None = None  # None: tabular when a benchmark is given, else train
     data_dir: str | None = None
-    epochs: int = 12
+    epochs: int | None = None  # train: None = 12 (H0)
     cpus_per_trial: float | None = None
     gpus_per_trial: float = 0.0
     resume: bool = False
@@ -154,6 +154,13 @@ def _as_algos(value: Any) -> list[str]:
     return algos
 
 
+def _whole(name: str, value: Any) -> int:
+    """An integer option's value; a YAML 2.7 is an error, not a silent 2."""
+    if isinstance(value, bool) or (isinstance(value, float) and not value.is_integer()):
+        raise ValueError(f"{name.replace('_', '-')} must be a whole number, not {value!r}")
+    return int(value)
+
+
 def parse_options(argv: Sequence[str]) -> Options:
     """Defaults < --config YAML < command line, validated (AutohasError on bad input)."""
     given = vars(build_parser().parse_args(list(argv)))
@@ -176,11 +183,9 @@ def parse_options(argv: Sequence[str]) -> Options:
         merged["time_budget"] = budgets[dataset]
     try:
         options = Options(**merged)
-        for name in ("seed", "seeds", "epochs"):
-            setattr(options, name, int(getattr(options, name)))
-        for name in ("num_samples", "concurrency"):
+        for name in ("seed", "seeds", "num_samples", "concurrency", "epochs"):
             if getattr(options, name) is not None:
-                setattr(options, name, int(getattr(options, name)))
+                setattr(options, name, _whole(name, getattr(options, name)))
         for name in ("time_budget", "cpus_per_trial"):
             if getattr(options, name) is not None:
                 setattr(options, name, float(getattr(options, name)))
@@ -246,6 +251,9 @@ def _validate_tabular(options: Options) -> None:
     """A benchmark lookup: a benchmark for the space that has the dataset."""
     from autohas.bench import DATASETS, default_benchmark_path, open_benchmark
 
+    for name in ("data_dir", "epochs"):
+        if getattr(options, name) is not None:
+            raise AutohasError(f"--{name.replace('_', '-')} is for --evaluate train (a tabular benchmark has fixed data and schedules)")
     options.dataset = options.dataset or "cifar10"
     if options.dataset not in DATASETS:
         raise AutohasError(f"unknown dataset {options.dataset!r}; choose from: {', '.join(DATASETS)}")
@@ -276,6 +284,7 @@ def _validate_training(options: Options) -> None:
     if options.mode == "simulate":
         raise AutohasError("--mode simulate needs a tabular benchmark; --evaluate train runs Ray Tune trials")
     options.mode = "tune"
+    options.epochs = 12 if options.epochs is None else options.epochs
     if options.epochs < 1:
         raise AutohasError("--epochs must be at least 1")
     if options.data_dir is not None:
@@ -390,7 +399,7 @@ def _specs(options: Options, folder: str) -> list:
             seed_mode=options.seed_mode,
             evaluate=options.evaluate,
             data_dir=options.data_dir,
-            epochs=options.epochs,
+            epochs=options.epochs or 12,
             cpus_per_trial=options.cpus_per_trial,
             gpus_per_trial=options.gpus_per_trial,
         )

@@ -95,6 +95,7 @@ def test_gpu_fraction_without_a_gpu_fails_at_once(ray_session, tmp_path, capsys)
         (["--epochs", "0"], "--epochs must be at least 1"),
         (["--cpus-per-trial", "0.00001"], "--cpus-per-trial must be a number of CPUs, at least 0.01"),
         (["--dataset", "imagefolder"], "imagefolder needs --data-dir"),
+        (["--benchmark", "x.csv", "--epochs", "3"], "--epochs is for --evaluate train"),
         (["--gpus-per-trial", "1.5"], "--gpus-per-trial must be a fraction in [0.01, 1] or a whole number"),
         (["--data-dir", "/no/such/dir"], "--data-dir /no/such/dir does not exist"),
     ],
