@@ -54,6 +54,15 @@ def trial_result(**fields: Any) -> dict:
     return result
 
 
+def epoch_result(setup: Any, trial_id: str, arch: str, arch_index: int | None, epoch: int, **measured: Any) -> dict:
+    """`trial_result` of one candidate after `epoch` epochs; identity from a trainable's setup
+    (its algo, space, dataset, seed), the numbers (valid_acc, test_acc, costs) as keywords."""
+    return trial_result(
+        algo=setup.algo, space=setup.space, dataset=setup.dataset, seed=setup.seed, trial_id=trial_id,
+        arch=arch, arch_index=arch_index, hparams=measured.pop("hparams", {}), epoch=epoch, budget=epoch, **measured,
+    )
+
+
 def to_record(result: dict, sim_seconds: float, best_arch: str | None, best_test_acc: float | None) -> dict:
     """A trainable's result completed with the run-level keys, in schema order."""
     record = {k: _plain(result.get(k)) for k in TRIAL_KEYS}

@@ -68,17 +68,12 @@ def tabular_results(setup: TabularSetup, config: dict, trial_id: str, done: int 
         if epoch <= done:
             continue
         evaluation = bench.evaluate(arch, setup.dataset, epoch, seed)
-        yield schema.trial_result(
-            algo=setup.algo,
-            space=setup.space,
-            dataset=setup.dataset,
-            seed=setup.seed,
-            trial_id=trial_id,
-            arch=arch,
-            arch_index=index,
-            hparams={},
-            epoch=epoch,
-            budget=epoch,
+        yield schema.epoch_result(
+            setup,
+            trial_id,
+            arch,
+            index,
+            epoch,
             valid_acc=evaluation.valid_acc,
             test_acc=test_acc,
             trial_sim_seconds=evaluation.sim_seconds,

@@ -208,17 +208,12 @@ def train_results(
         test_acc = training.accuracy(training.test)
         training.wall += time.perf_counter() - since
         since = time.perf_counter()
-        result = schema.trial_result(
-            algo=setup.algo,
-            space=setup.space,
-            dataset=setup.dataset,
-            seed=setup.seed,
-            trial_id=trial_id,
-            arch=arch,
-            arch_index=index,
-            hparams={},
-            epoch=training.epoch,
-            budget=training.epoch,
+        result = schema.epoch_result(
+            setup,
+            trial_id,
+            arch,
+            index,
+            training.epoch,
             valid_acc=valid_acc,
             test_acc=test_acc,
             trial_sim_seconds=training.seconds,
