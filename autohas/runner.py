@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from autohas.errors import AutohasError
 from autohas.results import RESULTS_FILE, ResultWriter, prune_records, read_records
 from autohas.schema import METRIC, MODE
+from autohas.state_snapshots import StateSnapshot, restore_snapshot
 
 FINISHED_MARKER = "search-finished"
 
@@ -222,7 +223,7 @@ def _new_tuner(spec: RunSpec, resources: dict):
             name=spec.name,
             storage_path=spec.experiment_dir,
             verbose=0,
-            callbacks=[ResultWriter(spec.results_path, spec.algo, spec.seed, spec.time_budget)],
+            callbacks=[ResultWriter(spec.results_path, spec.algo, spec.seed, spec.time_budget), StateSnapshot()],
             checkpoint_config=tune.CheckpointConfig(num_to_keep=1),
         ),
     )
@@ -265,6 +266,8 @@ def execute(spec: RunSpec, resume: bool = False) -> RunOutcome:
     os.makedirs(spec.run_dir, exist_ok=True)
     start = time.perf_counter()
     mine = (spec.algo, spec.seed)
+    if resume:
+        restore_snapshot(spec.run_dir)  # undo a copy of Tune's state torn by a hard kill
     if resume and tune.Tuner.can_restore(spec.run_dir):
         # Records of trials that the saved experiment state does not know (written after
         # its last snapshot, before a hard kill) would be evaluated again: drop them.

@@ -121,8 +121,9 @@ def test_several_algorithms_seeds_and_yaml(ray_session, table_path, tmp_path):
     assert random3 != random4
 
 
-@pytest.mark.parametrize("stop", [signal.SIGINT, signal.SIGKILL], ids=["ctrl-c", "kill-9"])
-def test_interrupted_experiment_resumes_without_repeats_or_losses(ray_session, table_path, tmp_path, stop):
+@pytest.mark.parametrize("stop,torn", [(signal.SIGINT, False), (signal.SIGKILL, False), (signal.SIGKILL, True)],
+                         ids=["ctrl-c", "kill-9", "kill-9-mid-copy"])
+def test_interrupted_experiment_resumes_without_repeats_or_losses(ray_session, table_path, tmp_path, stop, torn):
     common = ["--algo", "rea", "--space", "nats-tss", "--dataset", "cifar10", "--benchmark", str(table_path),
               "--time-budget", "12000", "--seed", "1", "--storage", str(tmp_path)]
     assert main(common + ["--name", "whole"]) == 0
@@ -144,6 +145,12 @@ def test_interrupted_experiment_resumes_without_repeats_or_losses(ray_session, t
     if stop == signal.SIGINT:  # a clean stop: Tune snapshots its state, nothing needs undoing
         assert proc.returncode == 130, err
         assert "--resume" in err and "Traceback" not in err
+    if torn:  # killed while Tune copied its state into the run folder: every copy torn
+        run_dir = tmp_path / "cut" / "rea-seed1"
+        states = [p for p in run_dir.iterdir() if p.name.startswith(("experiment_state-", "search_gen_state-", "searcher-state-"))]
+        assert len(states) >= 2
+        for state in states:
+            state.write_bytes(b"")
 
     assert main(common + ["--name", "cut", "--resume"]) == 0
     resumed = records(path)
