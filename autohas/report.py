@@ -173,6 +173,10 @@ def protocol_note(group: Group) -> list[str]:
             f"Benchmark: {p.get('benchmark', '?')}. Search signal: {p.get('signal', '?')}. "
             f"Benchmark runs per evaluation: {p.get('seed_mode', '?')}."
         )
+        if p.get("weight_sharing"):
+            lines.append(f"Weight sharing: {p['weight_sharing']}.")
+    if any(p.get("weight_sharing") for p in group.protocols):
+        lines.append("For a weight-sharing method the final test accuracy is that of the architecture it derives at its last epoch.")
     lines.append(
         "Final test accuracy = the reported accuracy of the incumbent (best search signal among "
         "the evaluations with the most epochs) when the budget ran out; searchers never see it."

@@ -26,11 +26,14 @@ class RunLedger:
     that would push the clock past the time budget finished after the budget and is
     not counted. Incumbent: the best search signal among evaluations that trained
     for the most epochs seen so far (as hpbandster picks its incumbent), so that a
-    low-budget evaluation never outranks a complete one.
+    low-budget evaluation never outranks a complete one; or, with `latest`, the
+    architecture of the latest result (a weight-sharing search's answer is what it
+    derives now, not its best-looking epoch).
     """
 
-    def __init__(self, time_budget: float | None = None):
+    def __init__(self, time_budget: float | None = None, latest: bool = False):
         self.time_budget = time_budget
+        self.latest = latest
         self.trial_cost: dict[str, float] = {}
         self.best_key: tuple[float, float] | None = None
         self.best_arch: str | None = None
@@ -48,7 +51,9 @@ class RunLedger:
         if self.time_budget is not None and clock > self.time_budget:
             return None
         self.trial_cost[trial] = max(before, cost)
-        if result.get("valid_acc") is not None:
+        if self.latest:
+            self.best_arch, self.best_test_acc = result["arch"], result.get("test_acc")
+        elif result.get("valid_acc") is not None:
             key = (float(result["epoch"]), float(result["valid_acc"]))
             if self.best_key is None or key > self.best_key:
                 self.best_key, self.best_arch, self.best_test_acc = key, result["arch"], result.get("test_acc")
@@ -83,22 +88,26 @@ def prune_records(path: str, drop: Callable[[dict], bool]) -> int:
 
 
 class ResultWriter(Callback):
-    """Tune callback writing the records of one run (`algo`, `seed`) to a shared results.jsonl."""
+    """Tune callback writing the records of some runs (`(algo, seed)` pairs) to a shared results.jsonl.
 
-    def __init__(self, path: str, algo: str, seed: int, time_budget: float | None):
+    A result belongs to the run named by its own `algo` and `seed`; each run has its own ledger.
+    """
+
+    def __init__(self, path: str, runs: list[tuple[str, int]], time_budget: float | None, latest: bool = False):
         self.path = path
-        self.algo = algo
-        self.seed = seed
+        self.runs = [tuple(run) for run in runs]
         self.time_budget = time_budget
+        self.latest = latest
         self._ready = False
 
     def _prepare(self) -> None:
-        """Replay what an earlier (interrupted) attempt of this run already wrote."""
-        self.ledger = RunLedger(self.time_budget)
+        """Replay what an earlier (interrupted) attempt of these runs already wrote."""
+        self.ledgers = {run: RunLedger(self.time_budget, self.latest) for run in self.runs}
         self.written: set[tuple[str, int]] = set()
         for record in read_records(self.path):
-            if record.get("algo") == self.algo and record.get("seed") == self.seed:
-                self.ledger.add(record)
+            ledger = self.ledgers.get((record.get("algo"), record.get("seed")))
+            if ledger is not None:
+                ledger.add(record)
                 self.written.add((record["trial_id"], int(record["epoch"])))
         self._ready = True
 
@@ -112,7 +121,7 @@ class ResultWriter(Callback):
         fields["trial_id"] = trial.trial_id
         if (trial.trial_id, int(fields["epoch"])) in self.written:
             return
-        record = self.ledger.add(fields)
+        record = self.ledgers[(fields["algo"], fields["seed"])].add(fields)
         if record is None:
             return
         self.written.add((trial.trial_id, int(fields["epoch"])))
@@ -120,5 +129,5 @@ class ResultWriter(Callback):
             handle.write(json.dumps({k: record[k] for k in RECORD_KEYS}) + "\n")
 
     def __getstate__(self) -> dict:
-        # Tune pickles callbacks with the experiment; the ledger is rebuilt from the file.
-        return {"path": self.path, "algo": self.algo, "seed": self.seed, "time_budget": self.time_budget, "_ready": False}
+        # Tune pickles callbacks with the experiment; the ledgers are rebuilt from the file.
+        return {"path": self.path, "runs": self.runs, "time_budget": self.time_budget, "latest": self.latest, "_ready": False}

@@ -16,6 +16,14 @@ from autohas.schema import METRIC, MODE
 from autohas.state_snapshots import StateSnapshot, restore_snapshot
 
 FINISHED_MARKER = "search-finished"
+WEIGHT_SHARING_DIR = "weight-sharing"  # the one Tune experiment holding an experiment's weight-sharing runs
+
+
+def is_weight_sharing(algo: str) -> bool:
+    """Whether `algo` is a weight-sharing method (a trainable) rather than a black-box searcher."""
+    from trainables.weight_sharing import METHOD_NAMES
+
+    return algo in METHOD_NAMES
 
 
 @dataclass(frozen=True)
@@ -36,6 +44,13 @@ class RunSpec:
     epochs: int = 12  # train: length of the training schedule (H0: 12)
     cpus_per_trial: float | None = None  # None: the machine's CPUs shared by `concurrency` trials
     gpus_per_trial: float = 0.0
+    select: str | None = None  # weight sharing: the selection criterion (None: the method's default)
+    search_epochs: int = 100  # weight sharing: epochs of the search
+    search_batches: int | None = None  # weight sharing: steps per epoch (None: a pass over the training split)
+
+    @property
+    def weight_sharing(self) -> bool:
+        return is_weight_sharing(self.algo)
 
     @property
     def name(self) -> str:
@@ -164,7 +179,7 @@ def trial_resources(spec: RunSpec) -> dict:
         if spec.cpus_per_trial > per_node_cpu:
             raise AutohasError(f"--cpus-per-trial {spec.cpus_per_trial:g} but no node has more than {per_node_cpu:g} CPU(s)")
         cpu = spec.cpus_per_trial
-        if spec.concurrency and searchers.pauses_trials(spec.algo):
+        if spec.concurrency and not spec.weight_sharing and searchers.pauses_trials(spec.algo):
             # BOHB's searcher does not gate concurrency (HyperBand must keep queueing): resources do
             cpu = max(cpu, min(per_node_cpu, cluster.get("CPU", 1.0) / spec.concurrency))
     else:
@@ -223,7 +238,7 @@ def _new_tuner(spec: RunSpec, resources: dict):
             name=spec.name,
             storage_path=spec.experiment_dir,
             verbose=0,
-            callbacks=[ResultWriter(spec.results_path, spec.algo, spec.seed, spec.time_budget), StateSnapshot()],
+            callbacks=[ResultWriter(spec.results_path, [(spec.algo, spec.seed)], spec.time_budget), StateSnapshot()],
             checkpoint_config=tune.CheckpointConfig(num_to_keep=1),
         ),
     )
@@ -309,3 +324,95 @@ def records_by_run(results_path: str) -> dict[tuple[str, int], list[dict]]:
     for record in read_records(results_path):
         runs.setdefault((record.get("algo"), record.get("seed")), []).append(record)
     return runs
+
+
+def search_setup(spec: RunSpec, resources: dict):
+    """What every weight-sharing trial of the experiment needs besides its (algo, seed)."""
+    from trainables.weight_sharing.search import SearchRecipe, SearchSetup
+
+    return SearchSetup(
+        space=spec.space,
+        dataset=spec.dataset,
+        data_dir=spec.data_dir,
+        algo=spec.algo,
+        seed=spec.seed,
+        select=spec.select,
+        benchmark=spec.benchmark or None,
+        recipe=SearchRecipe(epochs=spec.search_epochs, steps_per_epoch=spec.search_batches),
+        threads=max(1, int(resources["cpu"])),
+        gpu=resources.get("gpu", 0) > 0,
+        cache_dir=os.environ.get("AUTOHAS_DATA_CACHE"),
+    )
+
+
+def _ws_trial_dirname(trial) -> str:
+    run = trial.config["run"]
+    return f"{run['algo']}-seed{run['seed']}"
+
+
+def execute_weight_sharing(specs: list[RunSpec], resume: bool = False) -> list[RunOutcome]:
+    """Run the weight-sharing runs of an experiment as one Tune experiment, one trial per (algo, seed).
+
+    One experiment lets the runs share the cluster: with `--gpus-per-trial 0.25` four
+    searches train on one GPU at once. Each trial checkpoints every epoch; `resume`
+    continues the experiment where it stopped.
+    """
+    from ray import tune
+
+    from trainables.weight_sharing.search import weight_sharing_trainable
+
+    if resume and all(is_finished(s) for s in specs):
+        return [summarise(s) for s in specs]
+    first = specs[0]
+    folder = os.path.join(first.experiment_dir, WEIGHT_SHARING_DIR)
+    runs = [(s.algo, s.seed) for s in specs]
+    resources = trial_resources(first)
+    trainable = tune.with_resources(
+        tune.with_parameters(weight_sharing_trainable, setup=search_setup(first, resources)), resources
+    )
+    start = time.perf_counter()
+    if resume:
+        restore_snapshot(folder)
+    if resume and tune.Tuner.can_restore(folder):
+        trials = tune.ExperimentAnalysis(folder).trials
+        started = sorted((t.config["run"]["algo"], int(t.config["run"]["seed"])) for t in trials)
+        if started != sorted(runs):
+            names = ", ".join(f"{a} seed {s}" for a, s in started)
+            raise AutohasError(f"this experiment's weight-sharing runs are {names}: resume them as they were, or start a new --name")
+        known = {t.trial_id for t in trials}
+        prune_records(first.results_path, lambda r: (r.get("algo"), r.get("seed")) in runs and r.get("trial_id") not in known)
+        tuner = tune.Tuner.restore(folder, trainable=trainable, resume_errored=True)
+    else:
+        prune_records(first.results_path, lambda r: (r.get("algo"), r.get("seed")) in runs)
+        tuner = tune.Tuner(
+            trainable,
+            param_space={"run": tune.grid_search([{"algo": a, "seed": s} for a, s in runs])},
+            tune_config=tune.TuneConfig(
+                max_concurrent_trials=concurrency_of(first, resources),
+                trial_dirname_creator=_ws_trial_dirname,
+            ),
+            run_config=tune.RunConfig(
+                name=WEIGHT_SHARING_DIR,
+                storage_path=first.experiment_dir,
+                verbose=0,
+                callbacks=[ResultWriter(first.results_path, runs, None, latest=True), StateSnapshot()],
+                checkpoint_config=tune.CheckpointConfig(num_to_keep=1),
+            ),
+        )
+    grid = tuner.fit()
+    wall = time.perf_counter() - start
+    errors: dict[tuple[str, int], str] = {}
+    for result in grid:
+        run = (result.config["run"]["algo"], int(result.config["run"]["seed"]))
+        if result.error is not None:
+            errors[run] = str(result.error).strip().splitlines()[-1]
+    outcomes = []
+    for spec in specs:
+        record_run(spec, mode="tune", wall_seconds=wall)
+        error = errors.get((spec.algo, spec.seed))
+        done = records_by_run(spec.results_path).get((spec.algo, spec.seed), [])
+        if error is None and done and int(done[-1]["epoch"]) >= spec.search_epochs:
+            with open(os.path.join(spec.run_dir, FINISHED_MARKER), "w"):
+                pass
+        outcomes.append(summarise(spec, errored=int(error is not None), error=error))
+    return outcomes

@@ -28,7 +28,7 @@ EXPERIMENT_FILE = "experiment.yaml"
 TRAIN_TIME_BUDGETS = {"digits": 90}
 FIXED_ON_RESUME = (
     "space", "dataset", "benchmark", "time_budget", "num_samples", "concurrency", "seed_mode",
-    "evaluate", "data_dir", "epochs", "cpus_per_trial", "gpus_per_trial",
+    "evaluate", "data_dir", "epochs", "cpus_per_trial", "gpus_per_trial", "select", "search_epochs", "search_batches",
 )
 MODES = ("simulate", "tune")
 EVALUATIONS = ("tabular", "train")
@@ -54,6 +54,9 @@ class Options:
     epochs: int | None = None  # train: None = 12 (H0)
     cpus_per_trial: float | None = None
     gpus_per_trial: float = 0.0
+    select: str | None = None  # weight sharing: selection criterion (None: each method's default)
+    search_epochs: int | None = None  # weight sharing: None = 100 (NATS-Bench)
+    search_batches: int | None = None  # weight sharing: steps per epoch; None = one pass over the training split
     resume: bool = False
     overwrite: bool = False
 
@@ -66,15 +69,17 @@ class _Parser(argparse.ArgumentParser):
 def build_parser() -> argparse.ArgumentParser:
     from autohas.spaces import SPACE_NAMES
     from searchers import ALGORITHMS
+    from trainables.weight_sharing import METHOD_NAMES, SELECTION_NAMES
 
     p = _Parser(
         prog="python -m autohas.tune",
         description="Run NAS/HPO searchers with Ray Tune and write results in the common schema.",
         argument_default=argparse.SUPPRESS,
-        epilog=f"algorithms: {', '.join(ALGORITHMS)}; spaces: {', '.join(SPACE_NAMES)}. "
+        epilog=f"searchers: {', '.join(ALGORITHMS)}; weight-sharing methods: {', '.join(METHOD_NAMES)}; "
+        f"spaces: {', '.join(SPACE_NAMES)}. "
         "Results: <storage>/<name>/results.jsonl (one JSON record per reported step).",
     )
-    p.add_argument("--algo", help=f"searcher(s), comma-separated: {', '.join(ALGORITHMS)}")
+    p.add_argument("--algo", help=f"searchers and/or weight-sharing methods, comma-separated: {', '.join(ALGORITHMS + METHOD_NAMES)}")
     p.add_argument("--space", help=f"search space: {', '.join(SPACE_NAMES)}")
     p.add_argument(
         "--dataset",
@@ -94,6 +99,15 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--data-dir", help="train: the dataset's files (a folder, or a .tar.gz of class folders)")
     p.add_argument("--epochs", type=int, help="train: length of the training schedule in epochs (default 12, NATS-Bench H0)")
+    p.add_argument(
+        "--select",
+        help=f"weight sharing: how the architecture is derived: {', '.join(SELECTION_NAMES)} "
+        "(default: alpha for darts-v1/v2 and gdas, sampled for rsps, setn and enas)",
+    )
+    p.add_argument("--search-epochs", type=int, help="weight sharing: epochs of supernet search (default 100, NATS-Bench)")
+    p.add_argument(
+        "--search-batches", type=int, help="weight sharing: search steps per epoch, for quick runs (default: one pass over the training split)"
+    )
     p.add_argument("--cpus-per-trial", type=float, help="CPUs each trial reserves (default: the machine's, shared by --concurrency)")
     p.add_argument("--gpus-per-trial", type=float, help="GPUs each trial reserves, e.g. 0.25 packs four trials on one GPU")
     p.add_argument(
@@ -172,7 +186,7 @@ def parse_options(argv: Sequence[str]) -> Options:
         if required not in merged:
             raise AutohasError(f"--{required} is required (on the command line or in --config)")
     merged["algo"] = _as_algos(merged["algo"])
-    for name in ("space", "dataset", "benchmark", "storage", "name", "seed_mode", "mode", "evaluate", "data_dir"):
+    for name in ("space", "dataset", "benchmark", "storage", "name", "seed_mode", "mode", "evaluate", "data_dir", "select"):
         if merged.get(name) is not None and not isinstance(merged[name], str):
             raise AutohasError(f"option {name.replace('_', '-')} must be a single value, not {merged[name]!r}")
     if isinstance(merged.get("time_budget"), dict):  # a preset: one budget per dataset
@@ -183,7 +197,7 @@ def parse_options(argv: Sequence[str]) -> Options:
         merged["time_budget"] = budgets[dataset]
     try:
         options = Options(**merged)
-        for name in ("seed", "seeds", "num_samples", "concurrency", "epochs"):
+        for name in ("seed", "seeds", "num_samples", "concurrency", "epochs", "search_epochs", "search_batches"):
             if getattr(options, name) is not None:
                 setattr(options, name, _whole(name, getattr(options, name)))
         for name in ("time_budget", "cpus_per_trial"):
@@ -196,13 +210,18 @@ def parse_options(argv: Sequence[str]) -> Options:
 
 
 def validate(options: Options) -> Options:
-    from searchers import check_algorithm
-
+    from autohas.runner import is_weight_sharing
     from autohas.spaces import get_space
 
     get_space(options.space)
+    from searchers import ALGORITHMS
+
     for algo in options.algo:
-        check_algorithm(algo)
+        if algo not in ALGORITHMS and not is_weight_sharing(algo):
+            raise AutohasError(
+                f"unknown algorithm {algo!r}; choose from: {', '.join(ALGORITHMS)} (searchers), "
+                f"{', '.join(_method_names())} (weight-sharing methods)"
+            )
     if len(set(options.algo)) != len(options.algo):
         raise AutohasError(f"--algo names an algorithm twice: {','.join(options.algo)}")
     options.evaluate = _default_evaluate(options.evaluate, options.benchmark)
@@ -219,6 +238,7 @@ def validate(options: Options) -> Options:
     if options.seed_mode not in ("sample", "mean"):
         raise AutohasError(f"--seed-mode must be sample or mean, not {options.seed_mode!r}")
     _validate_resources(options)
+    _validate_weight_sharing(options)
     if options.evaluate == "train":
         _validate_training(options)
     else:
@@ -247,11 +267,63 @@ def _validate_resources(options: Options) -> None:
         raise AutohasError("--cpus-per-trial must be a number of CPUs, at least 0.01")
 
 
+def _weight_sharing_algos(options: Options) -> list[str]:
+    from autohas.runner import is_weight_sharing
+
+    return [a for a in options.algo if is_weight_sharing(a)]
+
+
+def _validate_weight_sharing(options: Options) -> None:
+    """Weight-sharing methods: nats-tss, a selection each of them can use, at least one epoch."""
+    methods = _weight_sharing_algos(options)
+    if not methods:
+        for name in ("select", "search_epochs", "search_batches"):
+            if getattr(options, name) is not None:
+                raise AutohasError(f"--{name.replace('_', '-')} is for weight-sharing methods ({', '.join(_method_names())})")
+        return
+    if options.space != "nats-tss":
+        raise AutohasError(f"weight-sharing methods ({', '.join(methods)}) search nats-tss, not {options.space}")
+    from trainables.weight_sharing.search import check_method
+
+    for algo in methods:
+        try:
+            check_method(algo, options.select)
+        except ValueError as exc:
+            raise AutohasError(str(exc)) from None
+    options.search_epochs = 100 if options.search_epochs is None else options.search_epochs
+    if options.search_epochs < 1 or (options.search_batches is not None and options.search_batches < 1):
+        raise AutohasError("--search-epochs and --search-batches must be at least 1")
+
+
+def _searches_black_box(options: Options) -> bool:
+    """Whether any algorithm is a black-box searcher (the time budget is theirs; searches run for epochs)."""
+    return len(_weight_sharing_algos(options)) < len(options.algo)
+
+
+def _method_names() -> tuple[str, ...]:
+    from trainables.weight_sharing import METHOD_NAMES
+
+    return METHOD_NAMES
+
+
+def _load_training_data(options: Options) -> None:
+    """Check --data-dir and decode the dataset once in the driver: bad sources fail here, in one line."""
+    if options.data_dir is not None:
+        if not os.path.exists(options.data_dir):
+            raise AutohasError(f"--data-dir {options.data_dir} does not exist")
+        options.data_dir = os.path.abspath(options.data_dir)
+    from autohas.data import load_splits
+
+    load_splits(options.dataset, data_dir=options.data_dir)  # trials read the cache
+
+
 def _validate_tabular(options: Options) -> None:
-    """A benchmark lookup: a benchmark for the space that has the dataset."""
+    """A benchmark lookup: a benchmark for the space that has the dataset (and its data, for weight sharing)."""
     from autohas.bench import DATASETS, default_benchmark_path, open_benchmark
 
     for name in ("data_dir", "epochs"):
+        if name == "data_dir" and _weight_sharing_algos(options):
+            continue  # the supernet trains on real data; the benchmark only scores derived architectures
         if getattr(options, name) is not None:
             raise AutohasError(f"--{name.replace('_', '-')} is for --evaluate train (a tabular benchmark has fixed data and schedules)")
     options.dataset = options.dataset or "cifar10"
@@ -268,8 +340,10 @@ def _validate_tabular(options: Options) -> None:
     bench = open_benchmark(options.benchmark, options.space)
     bench.check_dataset(options.dataset)
     options.benchmark = os.path.abspath(options.benchmark)
-    if options.time_budget is None and options.num_samples is None:
+    if options.time_budget is None and options.num_samples is None and _searches_black_box(options):
         options.time_budget = float(DEFAULT_TIME_BUDGETS[options.space][options.dataset])
+    if _weight_sharing_algos(options):
+        _load_training_data(options)
 
 
 def _validate_training(options: Options) -> None:
@@ -287,14 +361,8 @@ def _validate_training(options: Options) -> None:
     options.epochs = 12 if options.epochs is None else options.epochs
     if options.epochs < 1:
         raise AutohasError("--epochs must be at least 1")
-    if options.data_dir is not None:
-        if not os.path.exists(options.data_dir):
-            raise AutohasError(f"--data-dir {options.data_dir} does not exist")
-        options.data_dir = os.path.abspath(options.data_dir)
-    from autohas.data import load_splits
-
-    load_splits(options.dataset, data_dir=options.data_dir)  # bad sources fail here, in one line; trials read the cache
-    if options.time_budget is None and options.num_samples is None:
+    _load_training_data(options)
+    if options.time_budget is None and options.num_samples is None and _searches_black_box(options):
         budgets = DEFAULT_TIME_BUDGETS[options.space]
         options.time_budget = float(TRAIN_TIME_BUDGETS.get(options.dataset, budgets.get(options.dataset, budgets["cifar10"])))
 
@@ -366,6 +434,24 @@ def _write_protocol(folder: str, options: Options) -> None:
 
         bench = open_benchmark(options.benchmark, options.space)
         protocol.update(benchmark=bench.source, signal=bench.signal, clock="simulated", seed_mode=options.seed_mode)
+    methods = _weight_sharing_algos(options)
+    if methods:
+        from trainables.weight_sharing.search import SearchSetup
+
+        selections = ", ".join(
+            f"{a}: {SearchSetup(options.space, options.dataset, None, a, 0, select=options.select).selection}" for a in methods
+        )
+        scored = (
+            "the benchmark's 200-epoch test accuracy of the derived architecture"
+            if options.evaluate == "tabular"
+            else "the derived architecture's accuracy inside the supernet on the test split (no benchmark given)"
+        )
+        protocol["weight_sharing"] = (
+            f"{', '.join(methods)} search a supernet on {options.dataset} for {options.search_epochs} epochs "
+            "(NATS-Bench settings: batch 64, SGD 0.025 cosine to 0.001, BN batch statistics without affine; "
+            f"alpha by Adam 3e-4); each epoch reports the architecture derived now (selection {selections}) "
+            f"with its one-shot validation accuracy as the signal; test accuracy: {scored}; clock: measured search seconds"
+        )
     with open(os.path.join(folder, PROTOCOL_FILE), "w") as handle:
         json.dump(protocol, handle, indent=1)
 
@@ -402,6 +488,9 @@ def _specs(options: Options, folder: str) -> list:
             epochs=options.epochs or 12,
             cpus_per_trial=options.cpus_per_trial,
             gpus_per_trial=options.gpus_per_trial,
+            select=options.select,
+            search_epochs=options.search_epochs or 100,
+            search_batches=options.search_batches,
         )
         for algo in options.algo
         for seed in range(options.seed, options.seed + options.seeds)
@@ -432,7 +521,7 @@ def _print_outcomes(outcomes: list) -> None:
 def run(options: Options) -> int:
     """Run every (algorithm, seed) of the experiment; the process exit code."""
     from autohas.report import write_report
-    from autohas.runner import execute, trial_resources
+    from autohas.runner import execute, execute_weight_sharing, trial_resources
     from autohas.simulate import simulate_experiment
 
     started = _start_ray()
@@ -442,15 +531,19 @@ def run(options: Options) -> int:
         trial_resources(_specs(options, os.path.join(options.storage, options.name))[0])
         folder = prepare_experiment(options)
         specs = _specs(options, folder)
-        if options.mode == "simulate":
-            outcomes = simulate_experiment(specs, resume=options.resume)
+        searches = [s for s in specs if s.weight_sharing]
+        specs_bb = [s for s in specs if not s.weight_sharing]
+        outcomes = []
+        if specs_bb and options.mode == "simulate":
+            outcomes = simulate_experiment(specs_bb, resume=options.resume)
         else:
-            outcomes = []
-            for spec in specs:
+            for spec in specs_bb:
                 outcome = execute(spec, resume=options.resume)
                 outcomes.append(outcome)
                 if not outcome.finished:
                     break
+        if searches and all(o.finished for o in outcomes) and len(outcomes) == len(specs_bb):
+            outcomes += execute_weight_sharing(searches, resume=options.resume)
         _print_outcomes(outcomes)
         for o in outcomes:
             if o.errored:

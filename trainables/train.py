@@ -82,7 +82,7 @@ def cosine_lr(base: float, step: int, total_steps: int) -> float:
 
 
 @lru_cache(maxsize=2)
-def _splits(dataset: str, data_dir: str | None, cache_dir: str | None):
+def cached_splits(dataset: str, data_dir: str | None, cache_dir: str | None):
     """Decoded splits, kept per process: with reused actors, trials after the first skip loading."""
     from autohas.data import load_splits
 
@@ -105,7 +105,7 @@ class Training:
             torch.set_num_threads(max(1, setup.threads))
         else:
             torch.backends.cudnn.benchmark = True  # fixed input shapes: let cuDNN pick its fastest kernels
-        splits = splits or _splits(setup.dataset, setup.data_dir, setup.cache_dir)
+        splits = splits or cached_splits(setup.dataset, setup.data_dir, setup.cache_dir)
         self.spec = splits.spec
         torch.manual_seed(seed)
         self.model = build_network(setup.space, arch, splits.spec.num_classes).to(self.device)
@@ -224,7 +224,8 @@ def train_results(
         yield result, training
 
 
-def _restore() -> dict | None:
+def restore_state() -> dict | None:
+    """The state saved with this trial's latest Tune checkpoint (None for a fresh trial)."""
     from ray import tune
 
     checkpoint = tune.get_checkpoint()
@@ -234,12 +235,19 @@ def _restore() -> dict | None:
         return torch.load(os.path.join(folder, CHECKPOINT_FILE), map_location="cpu", weights_only=False)
 
 
+def report_with_state(result: dict, state: dict) -> None:
+    """Report one schema result to Tune together with a checkpoint holding `state`."""
+    from ray import tune
+
+    with tempfile.TemporaryDirectory() as folder:
+        torch.save(state, os.path.join(folder, CHECKPOINT_FILE))
+        tune.report(result, checkpoint=tune.Checkpoint.from_directory(folder))
+
+
 def train_trainable(config: dict, setup: TrainSetup) -> None:
     """The Ray Tune function trainable: trains, reporting each epoch with a checkpoint."""
     from ray import tune
 
     trial_id = tune.get_context().get_trial_id()
-    for result, training in train_results(setup, config, trial_id, state=_restore()):
-        with tempfile.TemporaryDirectory() as folder:
-            torch.save(training.state(), os.path.join(folder, CHECKPOINT_FILE))
-            tune.report(result, checkpoint=tune.Checkpoint.from_directory(folder))
+    for result, training in train_results(setup, config, trial_id, state=restore_state()):
+        report_with_state(result, training.state())

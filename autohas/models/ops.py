@@ -122,13 +122,14 @@ class ResidualBlock(nn.Module):
         return shortcut + branch
 
 
-OpFactory = Callable[[int, int, int], nn.Module]
+OpFactory = Callable[..., nn.Module]
 
-# Keyed by the names in autohas.spaces.nats_tss.OPERATIONS.
+# Keyed by the names in autohas.spaces.nats_tss.OPERATIONS; called as (c_in, c_out, stride, affine=True).
+# Supernets build their candidates with affine=False (no learnt BN scale/shift), as NATS-Bench does.
 OPS: dict[str, OpFactory] = {
-    "none": lambda c_in, c_out, stride: Zero(c_in, c_out, stride),
-    "skip_connect": lambda c_in, c_out, stride: skip_connect(c_in, c_out, stride),
-    "nor_conv_1x1": lambda c_in, c_out, stride: ReLUConvBN(c_in, c_out, 1, stride, 0),
-    "nor_conv_3x3": lambda c_in, c_out, stride: ReLUConvBN(c_in, c_out, 3, stride, 1),
-    "avg_pool_3x3": lambda c_in, c_out, stride: AvgPool(c_in, c_out, stride),
+    "none": lambda c_in, c_out, stride, affine=True: Zero(c_in, c_out, stride),
+    "skip_connect": lambda c_in, c_out, stride, affine=True: skip_connect(c_in, c_out, stride, affine),
+    "nor_conv_1x1": lambda c_in, c_out, stride, affine=True: ReLUConvBN(c_in, c_out, 1, stride, 0, affine),
+    "nor_conv_3x3": lambda c_in, c_out, stride, affine=True: ReLUConvBN(c_in, c_out, 3, stride, 1, affine),
+    "avg_pool_3x3": lambda c_in, c_out, stride, affine=True: AvgPool(c_in, c_out, stride, affine),
 }

@@ -1,0 +1,101 @@
+"""Weight-sharing methods through the CLI: Tune trials per (method, seed), the report, resume, bad input."""
+import json
+import os
+import signal
+import subprocess
+import time
+
+import pytest
+
+from autohas.tune import main
+from tests.conftest import ROOT
+from tests.test_cli import PY, acc200, cli, records  # noqa: F401 (acc200 is a fixture)
+from tests.test_data import write_folder
+from tests.test_train_cli import data_cache  # noqa: F401 (a fixture)
+
+QUICK = ["--space", "nats-tss", "--search-epochs", "2", "--search-batches", "2"]
+
+
+@pytest.mark.parametrize(
+    "args,message",
+    [
+        (["--algo", "rsps", "--select", "ostr"], "--select ostr needs architecture parameters, which rsps does not learn"),
+        (["--algo", "rea", "--select", "alpha"], "--select is for weight-sharing methods"),
+        (["--algo", "gdas", "--select", "magnitude"], "unknown selection 'magnitude'"),
+        (["--algo", "gdas", "--search-epochs", "0"], "--search-epochs and --search-batches must be at least 1"),
+        (["--algo", "pc-darts"], "unknown algorithm 'pc-darts'; choose from:"),
+    ],
+)
+def test_bad_weight_sharing_options_are_one_line_errors(args, message, tmp_path):
+    done = cli(*args, "--space", "nats-tss", "--storage", str(tmp_path))
+    assert done.returncode == 2
+    assert message in done.stderr and "Traceback" not in done.stderr
+    assert len(done.stderr.strip().splitlines()) == 1
+
+
+def test_weight_sharing_needs_nats_tss(tmp_path):
+    done = cli("--algo", "gdas", "--space", "nats-sss", "--storage", str(tmp_path))
+    assert done.returncode == 2 and "search nats-tss, not nats-sss" in done.stderr
+
+
+def test_gdas_and_darts_search_as_tune_trials_into_one_report(ray_session, data_cache, tmp_path, capsys):
+    argv = ["--algo", "gdas,darts-v1", *QUICK, "--select", "ostr", "--storage", str(tmp_path), "--name", "ws"]
+    assert main(argv) == 0
+    out = capsys.readouterr().out
+    assert "gdas seed 0: 1 trials" in out and "darts-v1 seed 0: 1 trials" in out
+    rows = records(tmp_path / "ws" / "results.jsonl")
+    for algo in ("gdas", "darts-v1"):
+        mine = [r for r in rows if r["algo"] == algo]
+        assert [r["epoch"] for r in mine] == [1, 2] and len({r["trial_id"] for r in mine}) == 1
+        for r in mine:  # the incumbent of a search is what it derives now
+            assert r["best_arch"] == r["arch"] and r["best_test_acc"] == r["test_acc"]
+            assert r["sim_seconds"] == pytest.approx(r["trial_sim_seconds"])
+        assert (tmp_path / "ws" / f"{algo}-seed0" / "search-finished").exists()
+    protocol = json.loads((tmp_path / "ws" / "protocol.json").read_text())
+    assert "gdas: ostr" in protocol["weight_sharing"] and "supernet on the test split" in protocol["weight_sharing"]
+    report = (tmp_path / "ws" / "report" / "report.md").read_text()
+    assert "| gdas |" in report and "| darts-v1 |" in report and "Weight sharing:" in report
+    # resuming a finished experiment changes nothing; adding a method to its searches is refused
+    assert main(argv + ["--resume"]) == 0
+    assert records(tmp_path / "ws" / "results.jsonl") == rows
+    assert main(["--algo", "gdas,darts-v1,setn", *QUICK, "--select", "ostr", "--storage", str(tmp_path), "--name", "ws", "--resume"]) == 2
+
+
+def test_searches_beside_black_box_searchers_with_benchmark_lookup(ray_session, table_path, acc200, data_cache, tmp_path):
+    cifar = write_folder(tmp_path / "c10", classes=10, train=16, test=4)
+    argv = ["--algo", "rea,gdas", *QUICK, "--dataset", "cifar10", "--benchmark", str(table_path), "--data-dir", str(cifar),
+            "--num-samples", "4", "--storage", str(tmp_path), "--name", "mixed"]
+    assert main(argv) == 0
+    rows = records(tmp_path / "mixed" / "results.jsonl")
+    assert len({r["trial_id"] for r in rows if r["algo"] == "rea"}) == 4
+    searches = [r for r in rows if r["algo"] == "gdas"]
+    assert [r["epoch"] for r in searches] == [1, 2]
+    for r in searches:  # the derived architecture's 200-epoch test accuracy, looked up in the table
+        assert r["test_acc"] == pytest.approx(acc200[r["arch"]]["cifar10"])
+    report = (tmp_path / "mixed" / "report" / "report.md").read_text()
+    assert "| rea |" in report and "| gdas |" in report
+
+
+def test_a_killed_search_resumes_from_its_last_epoch(ray_session, data_cache, tmp_path):
+    common = ["--algo", "gdas", "--space", "nats-tss", "--search-epochs", "4", "--search-batches", "3", "--storage", str(tmp_path)]
+    assert main(common + ["--name", "whole"]) == 0
+    whole = records(tmp_path / "whole" / "results.jsonl")
+
+    path = tmp_path / "cut" / "results.jsonl"
+    log = open(tmp_path / "cut.log", "w+")
+    env = dict(os.environ)
+    proc = subprocess.Popen([PY, "-m", "autohas.tune", *common, "--name", "cut"], cwd=ROOT, stdout=log, stderr=log, env=env)
+    deadline = time.time() + 120
+    while time.time() < deadline and (not path.exists() or len(path.read_text().splitlines()) < 2):
+        time.sleep(0.1)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(timeout=60)
+    partial = records(path)
+    assert 2 <= len(partial) < 4, partial
+
+    assert main(common + ["--name", "cut", "--resume"]) == 0
+    resumed = records(path)
+    assert [r["epoch"] for r in resumed] == [1, 2, 3, 4]  # each epoch once: none lost, none repeated
+    # continued from the checkpoint, the search is the same search
+    assert [r["arch"] for r in resumed] == [r["arch"] for r in whole]
+    assert [r["valid_acc"] for r in resumed] == pytest.approx([r["valid_acc"] for r in whole])

@@ -1,0 +1,284 @@
+"""The one weight-sharing search loop, and its Ray Tune trainable.
+
+A search = a nats-tss supernet, architecture parameters alpha (edges x ops), a method
+(how a step updates weights and architecture) and a selection criterion (how the
+discrete architecture is derived). Data, optimisers, schedules, checkpoints and
+reporting are here, once, for every method.
+
+Every epoch the trainable derives the architecture it would return now and reports it
+in the common schema: `valid_acc` is that architecture's accuracy inside the supernet
+on the validation split (the method's own signal); `test_acc` is the benchmark's
+200-epoch test accuracy of the architecture when a benchmark is given (as NATS-Bench
+reports weight-sharing results), else its accuracy inside the supernet on the test split.
+`trial_sim_seconds` is the measured search cost (steps, derivation, validation).
+"""
+from __future__ import annotations
+
+import dataclasses
+import math
+import time
+from dataclasses import dataclass, field
+from functools import lru_cache
+from typing import Iterator
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from autohas import schema
+from trainables.train import cached_splits, report_with_state, restore_state
+from trainables.weight_sharing.methods import METHODS
+from trainables.weight_sharing.selection import SELECTIONS
+
+
+@dataclass(frozen=True)
+class SearchRecipe:
+    """NATS-Bench weight-sharing settings (METHODS.md 8.5) unless changed."""
+
+    epochs: int = 100
+    batch_size: int = 64
+    eval_batch_size: int = 512
+    lr: float = 0.025  # weights: SGD, cosine (per step) from lr to lr_min over all epochs
+    lr_min: float = 0.001
+    momentum: float = 0.9
+    weight_decay: float = 5e-4
+    nesterov: bool = True
+    grad_clip: float = 5.0
+    arch_lr: float = 3e-4  # alpha: Adam
+    arch_betas: tuple[float, float] = (0.5, 0.999)
+    arch_weight_decay: float = 1e-3
+    tau_max: float = 10.0  # GDAS
+    tau_min: float = 0.1
+    enas_lr: float = 1e-3
+    enas_eps: float = 1e-3
+    enas_baseline_decay: float = 0.99
+    enas_entropy_weight: float = 1e-4
+    candidates: int = 100  # the `sampled` selection
+    channels: int = 16  # supernet: C and cells per stage (the benchmark's skeleton)
+    cells_per_stage: int = 5
+    steps_per_epoch: int | None = None  # None: one pass over the training split
+    eval_batches: int | None = None  # batches of the per-epoch validation/test evaluation; None: whole split
+
+
+@dataclass(frozen=True)
+class SearchSetup:
+    """Everything a weight-sharing trial needs besides its (algo, seed) config."""
+
+    space: str
+    dataset: str
+    data_dir: str | None
+    algo: str
+    seed: int
+    select: str | None = None  # None: the method's default criterion
+    benchmark: str | None = None  # a tabular benchmark to look the derived architecture's test accuracy up in
+    recipe: SearchRecipe = field(default_factory=SearchRecipe)
+    threads: int = 1
+    gpu: bool = False
+    cache_dir: str | None = None
+
+    @property
+    def selection(self) -> str:
+        return self.select or METHODS[self.algo].default_selection
+
+
+def check_method(algo: str, select: str | None) -> None:
+    """ValueError with a one-line reason when `select` cannot derive `algo`'s architecture."""
+    if algo not in METHODS:
+        raise ValueError(f"unknown weight-sharing method {algo!r}; choose from: {', '.join(METHODS)}")
+    if select is None:
+        return
+    if select not in SELECTIONS:
+        raise ValueError(f"unknown selection {select!r}; choose from: {', '.join(SELECTIONS)}")
+    if SELECTIONS[select].needs_alpha and not METHODS[algo].uses_alpha:
+        raise ValueError(f"--select {select} needs architecture parameters, which {algo} does not learn (use sampled)")
+
+
+def cosine_between(high: float, low: float, step: int, total: int) -> float:
+    """Cosine annealing from `high` to `low` over `total` steps, at `step`."""
+    return low + 0.5 * (high - low) * (1.0 + math.cos(math.pi * min(step, total) / max(1, total)))
+
+
+class SupernetSearch:
+    """One search run: supernet, alpha, optimisers, method, selection, data order; save/load per epoch."""
+
+    def __init__(self, setup: SearchSetup, splits=None) -> None:
+        from autohas.data import Batches
+        from autohas.models.supernet import TssSupernet
+
+        if setup.space != "nats-tss":
+            raise ValueError(f"weight-sharing search supports nats-tss, not {setup.space}")
+        check_method(setup.algo, setup.select)
+        self.setup, self.recipe = setup, setup.recipe
+        if setup.gpu and not torch.cuda.is_available():
+            raise RuntimeError("this trial was given a GPU, but torch sees no CUDA device here")
+        self.device = torch.device("cuda" if setup.gpu else "cpu")
+        if self.device.type == "cpu":
+            torch.set_num_threads(max(1, setup.threads))
+        splits = splits or cached_splits(setup.dataset, setup.data_dir, setup.cache_dir)
+        self.spec = splits.spec
+        seed = setup.seed
+        torch.manual_seed(seed)
+        r = self.recipe
+        self.supernet = TssSupernet(splits.spec.num_classes, r.channels, r.cells_per_stage).to(self.device)
+        init = torch.randn(self.supernet.shape, generator=torch.Generator().manual_seed(seed)) * 1e-3
+        self.alpha = torch.nn.Parameter(init.to(self.device))
+        self.w_optimizer = torch.optim.SGD(
+            self.supernet.parameters(), lr=r.lr, momentum=r.momentum, weight_decay=r.weight_decay, nesterov=r.nesterov
+        )
+        self.a_optimizer = torch.optim.Adam([self.alpha], lr=r.arch_lr, betas=r.arch_betas, weight_decay=r.arch_weight_decay)
+        self.generator = torch.Generator(device=self.device)
+        self.generator.manual_seed(seed)
+        bs = r.batch_size
+        self.train = Batches(splits.train, splits.spec, bs, self.device, augment=True, shuffle=True, seed=seed, drop_last=True)
+        # the architecture's batches: the validation split, augmented like the training split (as NATS-Bench)
+        self.arch_batches = Batches(splits.valid, splits.spec, bs, self.device, augment=True, shuffle=True, seed=seed + 1, drop_last=True)
+        self.valid = Batches(splits.valid, splits.spec, r.eval_batch_size, self.device)
+        self.test = Batches(splits.test, splits.spec, r.eval_batch_size, self.device)
+        self.method = METHODS[setup.algo](self)
+        self.selection = SELECTIONS[setup.selection](self)
+        self.epoch = 0
+        self.lr = r.lr
+        self.seconds = 0.0  # search seconds so far (steps, derivation, validation), over all attempts
+        self.wall = 0.0
+
+    def beta(self) -> torch.Tensor:
+        """The mixing weights softmax(alpha) per edge."""
+        return F.softmax(self.alpha, dim=-1)
+
+    @property
+    def steps_per_epoch(self) -> int:
+        steps = len(self.train)
+        return min(steps, self.recipe.steps_per_epoch) if self.recipe.steps_per_epoch else steps
+
+    def search_epoch(self) -> float:
+        """One epoch of search steps; the mean training loss."""
+        self.supernet.train()
+        self.method.start_epoch(self.epoch)
+        self.selection.start_epoch()
+        total = self.recipe.epochs * self.steps_per_epoch
+        step = self.epoch * self.steps_per_epoch
+        arch_batches = iter(self.arch_batches)
+        losses = []
+        for i, train in enumerate(self.train):
+            if i >= self.steps_per_epoch:
+                break
+            valid = next(arch_batches, None)
+            if valid is None:  # the validation split is smaller than the training split: go round again
+                arch_batches = iter(self.arch_batches)
+                valid = next(arch_batches)
+            self.lr = cosine_between(self.recipe.lr, self.recipe.lr_min, step, total)
+            for group in self.w_optimizer.param_groups:
+                group["lr"] = self.lr
+            losses.append(self.method.step(train, valid))
+            self.selection.observe(*valid)
+            step += 1
+        self.epoch += 1
+        return float(np.mean(losses)) if losses else float("nan")
+
+    def selection_batch(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """One validation batch of the evaluation batch size, drawn afresh (seeded) for each derivation."""
+        split_size = int(self.valid.labels.shape[0])
+        index = torch.randperm(split_size, generator=self.generator, device=self.device)[: self.recipe.eval_batch_size]
+        return self.valid.normalise(self.valid.images[index]), self.valid.labels[index]
+
+    def derive(self) -> list[int]:
+        """The architecture (op index per edge) the search would return now."""
+        return list(self.selection.derive())
+
+    @torch.no_grad()
+    def accuracy(self, batches, indices: list[int]) -> float:
+        """Top-1 accuracy (%) of the architecture `indices` inside the supernet."""
+        correct, count = 0, 0
+        for i, (x, y) in enumerate(batches):
+            if self.recipe.eval_batches is not None and i >= self.recipe.eval_batches:
+                break
+            correct += int((self.supernet(x, indices=indices).argmax(dim=1) == y).sum())
+            count += int(y.numel())
+        return 100.0 * correct / max(1, count)
+
+    def state(self) -> dict:
+        return {
+            "epoch": self.epoch,
+            "seconds": self.seconds,
+            "wall": self.wall,
+            "supernet": self.supernet.state_dict(),
+            "alpha": self.alpha.detach().cpu(),
+            "w_optimizer": self.w_optimizer.state_dict(),
+            "a_optimizer": self.a_optimizer.state_dict(),
+            "generator": self.generator.get_state(),
+            "method": self.method.state_dict(),
+            "train_order": self.train.get_state(),
+            "arch_order": self.arch_batches.get_state(),
+        }
+
+    def load(self, state: dict) -> None:
+        self.supernet.load_state_dict(state["supernet"])
+        with torch.no_grad():
+            self.alpha.copy_(state["alpha"].to(self.device))
+        self.w_optimizer.load_state_dict(state["w_optimizer"])
+        self.a_optimizer.load_state_dict(state["a_optimizer"])
+        self.generator.set_state(state["generator"])
+        self.method.load_state_dict(state["method"])
+        self.train.set_state(state["train_order"])
+        self.arch_batches.set_state(state["arch_order"])
+        self.epoch = int(state["epoch"])
+        self.seconds = float(state["seconds"])
+        self.wall = float(state["wall"])
+
+
+def arch_of(indices: list[int]) -> str:
+    """The official nats-tss string of an op index per edge."""
+    from autohas.spaces import get_space
+    from autohas.spaces.nats_tss import OPERATIONS
+
+    return get_space("nats-tss").encode(tuple(OPERATIONS[i] for i in indices))
+
+
+@lru_cache(maxsize=64)
+def _size_of(arch: str, num_classes: int, image_size: int) -> tuple[float, float]:
+    from autohas.models import build_network, count_flops, count_params
+
+    network = build_network("nats-tss", arch, num_classes)
+    return count_params(network), count_flops(network, (1, 3, image_size, image_size))
+
+
+def search_results(setup: SearchSetup, trial_id: str, state: dict | None = None) -> Iterator[tuple[dict, SupernetSearch]]:
+    """Search epoch by epoch; after each, yield (schema result of the derived architecture, search)."""
+    from autohas.spaces import get_space
+
+    since = time.perf_counter()
+    search = SupernetSearch(setup)
+    if state is not None:
+        search.load(state)
+    bench = None
+    if setup.benchmark:
+        from autohas.bench import open_benchmark
+
+        bench = open_benchmark(setup.benchmark, setup.space)
+    while search.epoch < setup.recipe.epochs:
+        began = time.perf_counter()
+        search.search_epoch()
+        indices = search.derive()
+        valid_acc = search.accuracy(search.valid, indices)
+        search.seconds += time.perf_counter() - began
+        arch = arch_of(indices)
+        test_acc = bench.test_acc(arch, setup.dataset) if bench else search.accuracy(search.test, indices)
+        params, flops = _size_of(arch, search.spec.num_classes, search.spec.image_size)
+        search.wall += time.perf_counter() - since
+        since = time.perf_counter()
+        result = schema.epoch_result(
+            setup, trial_id, arch, get_space(setup.space).arch_to_index(arch), search.epoch,
+            valid_acc=valid_acc, test_acc=test_acc, trial_sim_seconds=search.seconds,
+            wall_seconds=search.wall, params=params, flops=flops,
+        )
+        yield result, search
+
+
+def weight_sharing_trainable(config: dict, setup: SearchSetup) -> None:
+    """Ray Tune function trainable: one search (config["run"]: algo and seed), a checkpoint every epoch."""
+    from ray import tune
+
+    setup = dataclasses.replace(setup, algo=config["run"]["algo"], seed=int(config["run"]["seed"]))
+    trial_id = tune.get_context().get_trial_id()
+    for result, search in search_results(setup, trial_id, state=restore_state()):
+        report_with_state(result, search.state())
