@@ -418,8 +418,9 @@ def _write_protocol(folder: str, options: Options) -> None:
         "num_samples": options.num_samples,
         "concurrency": options.concurrency,
     }
+    from autohas.data import split_note
+
     if options.evaluate == "train":
-        from autohas.data import split_note
         from trainables.train import recipe_for
 
         protocol.update(
@@ -436,22 +437,17 @@ def _write_protocol(folder: str, options: Options) -> None:
         protocol.update(benchmark=bench.source, signal=bench.signal, clock="simulated", seed_mode=options.seed_mode)
     methods = _weight_sharing_algos(options)
     if methods:
-        from trainables.weight_sharing.search import SearchSetup
+        from trainables.weight_sharing.search import describe_searches
 
-        selections = ", ".join(
-            f"{a}: {SearchSetup(options.space, options.dataset, None, a, 0, select=options.select).selection}" for a in methods
-        )
-        scored = (
-            "the benchmark's 200-epoch test accuracy of the derived architecture"
-            if options.evaluate == "tabular"
-            else "the derived architecture's accuracy inside the supernet on the test split (no benchmark given)"
-        )
-        protocol["weight_sharing"] = (
-            f"{', '.join(methods)} search a supernet on {options.dataset} for {options.search_epochs} epochs "
-            "(NATS-Bench settings: batch 64, SGD 0.025 cosine to 0.001, BN batch statistics without affine; "
-            f"alpha by Adam 3e-4); each epoch reports the architecture derived now (selection {selections}) "
-            f"with its one-shot validation accuracy as the signal; test accuracy: {scored}; clock: measured search seconds"
-        )
+        looked_up = options.evaluate == "tabular"
+        protocol["weight_sharing"] = describe_searches(methods, options.dataset, options.search_epochs, options.select, looked_up)
+        if not _searches_black_box(options):  # the experiment's numbers are the searches' alone
+            protocol.update(
+                benchmark=protocol["benchmark"] if looked_up else f"none ({options.dataset}: {split_note(options.dataset)})",
+                signal="accuracy of the architecture derived each epoch, inside the supernet, on the validation split",
+                clock="measured search seconds",
+                seed_mode="one search per seed",
+            )
     with open(os.path.join(folder, PROTOCOL_FILE), "w") as handle:
         json.dump(protocol, handle, indent=1)
 
@@ -469,7 +465,7 @@ def _start_ray() -> bool:
 
 
 def _specs(options: Options, folder: str) -> list:
-    from autohas.runner import RunSpec
+    from autohas.runner import RunSpec, is_weight_sharing
 
     return [
         RunSpec(
@@ -481,7 +477,8 @@ def _specs(options: Options, folder: str) -> list:
             experiment_dir=folder,
             time_budget=options.time_budget,
             num_samples=options.num_samples,
-            concurrency=options.concurrency,
+            # searches run as many at once as their resources fit; --concurrency is the searchers'
+            concurrency=None if is_weight_sharing(algo) else options.concurrency,
             seed_mode=options.seed_mode,
             evaluate=options.evaluate,
             data_dir=options.data_dir,

@@ -247,3 +247,15 @@ def test_arch_strings_and_method_checks():
         check_method("rsps", "alpha")
     with pytest.raises(ValueError, match="unknown"):
         check_method("pc-darts", None)
+
+
+def test_limited_evaluation_uses_a_fixed_random_subset_not_the_first_stored_images():
+    from autohas.data import Split
+    from trainables.weight_sharing.search import _subset
+
+    labels = torch.arange(10).repeat_interleave(100)  # stored sorted by class, as image folders are read
+    split = Split(torch.zeros(1000, 3, 4, 4, dtype=torch.uint8), labels)
+    first, again = _subset(split, 200), _subset(split, 200)
+    assert len(first.labels) == 200 and torch.equal(first.labels, again.labels)
+    assert len(set(first.labels.tolist())) == 10
+    assert _subset(split, None) is split and _subset(split, 5000) is split

@@ -52,7 +52,8 @@ def test_gdas_and_darts_search_as_tune_trials_into_one_report(ray_session, data_
             assert r["sim_seconds"] == pytest.approx(r["trial_sim_seconds"])
         assert (tmp_path / "ws" / f"{algo}-seed0" / "search-finished").exists()
     protocol = json.loads((tmp_path / "ws" / "protocol.json").read_text())
-    assert "gdas: ostr" in protocol["weight_sharing"] and "supernet on the test split" in protocol["weight_sharing"]
+    assert "gdas ostr" in protocol["weight_sharing"] and "supernet on the test split" in protocol["weight_sharing"]
+    assert protocol["clock"] == "measured search seconds" and protocol["time_budget"] is None
     report = (tmp_path / "ws" / "report" / "report.md").read_text()
     assert "| gdas |" in report and "| darts-v1 |" in report and "Weight sharing:" in report
     # resuming a finished experiment changes nothing; adding a method to its searches is refused

@@ -57,7 +57,7 @@ class SearchRecipe:
     channels: int = 16  # supernet: C and cells per stage (the benchmark's skeleton)
     cells_per_stage: int = 5
     steps_per_epoch: int | None = None  # None: one pass over the training split
-    eval_batches: int | None = None  # batches of the per-epoch validation/test evaluation; None: whole split
+    eval_batches: int | None = None  # per-epoch evaluation on this many batches of a fixed random subset; None: whole split
 
 
 @dataclass(frozen=True)
@@ -81,6 +81,23 @@ class SearchSetup:
         return self.select or METHODS[self.algo].default_selection
 
 
+def describe_searches(methods: list[str], dataset: str, epochs: int, select: str | None, looked_up: bool) -> str:
+    """The protocol of weight-sharing runs, as the report states it."""
+    r = SearchRecipe()
+    selections = ", ".join(f"{m} {select or METHODS[m].default_selection}" for m in methods)
+    scored = (
+        "the benchmark's 200-epoch test accuracy of the derived architecture"
+        if looked_up
+        else "the derived architecture's accuracy inside the supernet on the test split (no benchmark given)"
+    )
+    return (
+        f"{', '.join(methods)} search a nats-tss supernet on {dataset} for {epochs} epochs (batch {r.batch_size}, "
+        f"SGD {r.lr} cosine to {r.lr_min}, BN on batch statistics without affine, alpha by Adam {r.arch_lr}); "
+        f"every epoch reports the architecture derived now (selection: {selections}), its accuracy inside the "
+        f"supernet on the validation split as the signal; test accuracy: {scored}; clock: measured search seconds"
+    )
+
+
 def check_method(algo: str, select: str | None) -> None:
     """ValueError with a one-line reason when `select` cannot derive `algo`'s architecture."""
     if algo not in METHODS:
@@ -96,6 +113,16 @@ def check_method(algo: str, select: str | None) -> None:
 def cosine_between(high: float, low: float, step: int, total: int) -> float:
     """Cosine annealing from `high` to `low` over `total` steps, at `step`."""
     return low + 0.5 * (high - low) * (1.0 + math.cos(math.pi * min(step, total) / max(1, total)))
+
+
+def _subset(split, count: int | None):
+    """A fixed random `count` images of `split` (all when None): splits can be stored sorted by class."""
+    if count is None or count >= int(split.labels.shape[0]):
+        return split
+    from autohas.data import Split
+
+    keep = torch.randperm(int(split.labels.shape[0]), generator=torch.Generator().manual_seed(0))[:count]
+    return Split(split.images[keep], split.labels[keep])
 
 
 class SupernetSearch:
@@ -132,8 +159,9 @@ class SupernetSearch:
         self.train = Batches(splits.train, splits.spec, bs, self.device, augment=True, shuffle=True, seed=seed, drop_last=True)
         # the architecture's batches: the validation split, augmented like the training split (as NATS-Bench)
         self.arch_batches = Batches(splits.valid, splits.spec, bs, self.device, augment=True, shuffle=True, seed=seed + 1, drop_last=True)
-        self.valid = Batches(splits.valid, splits.spec, r.eval_batch_size, self.device)
-        self.test = Batches(splits.test, splits.spec, r.eval_batch_size, self.device)
+        limit = None if r.eval_batches is None else r.eval_batches * r.eval_batch_size
+        self.valid = Batches(_subset(splits.valid, limit), splits.spec, r.eval_batch_size, self.device)
+        self.test = Batches(_subset(splits.test, limit), splits.spec, r.eval_batch_size, self.device)
         self.method = METHODS[setup.algo](self)
         self.selection = SELECTIONS[setup.selection](self)
         self.epoch = 0
@@ -189,9 +217,7 @@ class SupernetSearch:
     def accuracy(self, batches, indices: list[int]) -> float:
         """Top-1 accuracy (%) of the architecture `indices` inside the supernet."""
         correct, count = 0, 0
-        for i, (x, y) in enumerate(batches):
-            if self.recipe.eval_batches is not None and i >= self.recipe.eval_batches:
-                break
+        for x, y in batches:
             correct += int((self.supernet(x, indices=indices).argmax(dim=1) == y).sum())
             count += int(y.numel())
         return 100.0 * correct / max(1, count)

@@ -1,0 +1,74 @@
+"""Weight-sharing search on the real CIFAR-10: derived architectures, their benchmark accuracy, cost.
+
+Runs each method (and selection) of `--runs` with the search loop on cifar10-valid
+(25k train / 25k valid of the shared CIFAR-10), and after every epoch prints the derived
+architecture, its 200-epoch test accuracy from the NATS-Bench table (what NAS-Bench-201
+reports for weight-sharing methods), the epoch's seconds and the search cost so far. At
+the end: one line per run next to the published numbers (search on CIFAR-10, NAS-Bench-201
+/ OStr-DARTS; optimum 94.37).
+
+On a GPU run the protocol (`--epochs 100`). Without one, `--steps` limits the steps per
+epoch and `--eval-batches` the validation batches, and the output says how far that is
+from the protocol.
+
+    python benchmarks/weight_sharing.py --runs gdas,darts-v1,darts-v1:ostr --epochs 100
+    python benchmarks/weight_sharing.py --epochs 2 --steps 30 --eval-batches 4   # a CPU taste
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import time
+
+from common import DEFAULT_TABLE, ROOT, require
+
+DEFAULT_DATA = os.path.join(ROOT, "..", "shared", "data", "cifar10-jpeg.tar.gz")
+# NAS-Bench-201 Table (search on CIFAR-10, test accuracy on CIFAR-10), and OStr-DARTS (S3 Table I).
+PUBLISHED = {"gdas": "93.61 +- 0.09", "darts-v1": "54.30", "darts-v2": "54.30", "setn": "87.64", "darts-v1:ostr": "94.36"}
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--runs", default="gdas,darts-v1,darts-v1:ostr", help="method[:selection], comma-separated")
+    p.add_argument("--data-dir", default=DEFAULT_DATA)
+    p.add_argument("--benchmark", default=DEFAULT_TABLE, help="the NATS-Bench CSV table (acc200 per architecture)")
+    p.add_argument("--epochs", type=int, default=100)
+    p.add_argument("--steps", type=int, default=None, help="search steps per epoch (default: a pass over 25k images)")
+    p.add_argument("--eval-batches", type=int, default=None, help="validation batches of 512 per epoch (default: all)")
+    p.add_argument("--seed", type=int, default=0)
+    args = p.parse_args()
+
+    import torch
+
+    from trainables.weight_sharing.search import SearchRecipe, SearchSetup, search_results
+
+    table = require(args.benchmark)
+    gpu = torch.cuda.is_available()
+    device = torch.cuda.get_device_name() if gpu else f"CPU ({torch.get_num_threads()} threads)"
+    print(f"device: {device}; data: {args.data_dir}; table: {table}")
+    if args.steps or args.eval_batches or args.epochs < 100:
+        print(f"NOT the protocol (100 epochs of 390 steps): {args.epochs} epochs of {args.steps or 390} steps, "
+              f"validation on {'all' if args.eval_batches is None else args.eval_batches * 512} images")
+    summary = []
+    for run in args.runs.split(","):
+        algo, _, select = run.partition(":")
+        recipe = SearchRecipe(epochs=args.epochs, steps_per_epoch=args.steps, eval_batches=args.eval_batches)
+        setup = SearchSetup("nats-tss", "cifar10", args.data_dir, algo, args.seed, select=select or None,
+                            benchmark=table, recipe=recipe, threads=os.cpu_count() or 1, gpu=gpu)
+        last = None
+        before = 0.0
+        for result, search in search_results(setup, run):
+            print(f"{run} epoch {result['epoch']:3d}: {result['arch']} acc200 {result['test_acc']:.2f} "
+                  f"one-shot valid {result['valid_acc']:.2f} epoch {result['trial_sim_seconds'] - before:.1f} s "
+                  f"cost {result['trial_sim_seconds']:.0f} s", flush=True)
+            before = result["trial_sim_seconds"]
+            last = result
+        summary.append((run, last))
+    print("\nrun | derived architecture | acc200 (ours) | published | search cost")
+    for run, last in summary:
+        print(f"{run} | {last['arch']} | {last['test_acc']:.2f} | {PUBLISHED.get(run, '-')} | "
+              f"{last['trial_sim_seconds']:.0f} s over {last['epoch']} epochs")
+
+
+if __name__ == "__main__":
+    main()
