@@ -77,8 +77,10 @@ def test_dataset_missing_from_benchmark(official_path, tmp_path):
 def test_help_lists_algorithms_and_spaces():
     out = cli("--help")
     assert out.returncode == 0
-    assert "algorithms: random, rea, reinforce, gp, bohb" in out.stdout
-    assert "spaces: nats-tss, nats-sss" in out.stdout and "--mode" in out.stdout
+    text = " ".join(out.stdout.split())  # argparse wraps the epilog
+    assert "searchers: random, rea, reinforce, gp, bohb;" in text
+    assert "weight-sharing methods: darts-v1, darts-v2, gdas, rsps, setn, enas;" in text
+    assert "spaces: nats-tss, nats-sss" in text and "--mode" in text and "--select" in text
 
 
 def test_done_when_rea_cifar100(ray_session, table_path, tmp_path, acc200):
