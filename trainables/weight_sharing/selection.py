@@ -16,6 +16,7 @@ because dL/d alpha = beta * (dL/d beta - <beta, dL/d beta>).
 """
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from typing import TYPE_CHECKING
 
 import torch
@@ -35,7 +36,9 @@ def removal_saliency(beta: torch.Tensor, grad_beta: torch.Tensor) -> torch.Tenso
     return (beta * grad_beta) ** 2
 
 
-class Selection:
+class Selection(ABC):
+    """A selection criterion; subclasses say how `derive` picks one op per edge."""
+
     name = ""
     needs_alpha = True
 
@@ -48,8 +51,9 @@ class Selection:
     def observe(self, x: torch.Tensor, y: torch.Tensor) -> None:
         """Called after each search step with that step's validation batch."""
 
+    @abstractmethod
     def derive(self) -> list[int]:
-        raise NotImplementedError
+        """The op index per edge of the architecture derived now."""
 
 
 class AlphaSelection(Selection):
