@@ -57,7 +57,7 @@ def main() -> None:
                             benchmark=table, recipe=recipe, threads=os.cpu_count() or 1, gpu=gpu)
         last = None
         before = 0.0
-        for result, search in search_results(setup, run):
+        for result, _ in search_results(setup, run):
             print(f"{run} epoch {result['epoch']:3d}: {result['arch']} acc200 {result['test_acc']:.2f} "
                   f"one-shot valid {result['valid_acc']:.2f} epoch {result['trial_sim_seconds'] - before:.1f} s "
                   f"cost {result['trial_sim_seconds']:.0f} s", flush=True)

@@ -11,7 +11,8 @@ import torch.nn.functional as F
 from autohas.spaces import get_space
 from autohas.spaces.nats_tss import OPERATIONS
 from trainables.weight_sharing import METHOD_NAMES, SELECTION_NAMES
-from trainables.weight_sharing.methods import METHODS, gdas_tau, gumbel_straight_through
+from trainables.weight_sharing.methods import gdas_tau, gumbel_straight_through
+from trainables.weight_sharing.registry import METHODS
 from trainables.weight_sharing.search import SearchRecipe, SearchSetup, SupernetSearch, arch_of, check_method, search_results
 from trainables.weight_sharing.selection import SELECTIONS, operation_strength, removal_saliency
 

@@ -42,6 +42,15 @@ class Recipe:
     weight_decay: float = 5e-4
     nesterov: bool = True
     eval_batch_size: int = 512
+    lr_schedule: tuple[float, ...] | None = None  # instead of the cosine: values over the run, interpolated (AutoHAS)
+
+    def lr_at(self, step: int, total_steps: int) -> float:
+        """The learning rate of `step` (0-based) of `total_steps`: the cosine, or the given schedule at that point."""
+        if self.lr_schedule is None:
+            return cosine_lr(self.lr, step, total_steps)
+        points = len(self.lr_schedule)
+        where = min(step, total_steps) / max(1, total_steps) * (points - 1)
+        return float(np.interp(where, np.arange(points), self.lr_schedule))
 
 
 # Batch sizes that differ from H0's 256: scikit-learn's digits has 898 training images,
@@ -138,7 +147,7 @@ class Training:
         losses = []
         for x, y in self.train:
             for group in self.optimizer.param_groups:
-                group["lr"] = cosine_lr(self.recipe.lr, step, total)
+                group["lr"] = self.recipe.lr_at(step, total)
             with self._autocast():
                 loss = self.loss(self.model(self._inputs(x)), y)
             self.optimizer.zero_grad(set_to_none=True)

@@ -39,15 +39,20 @@ def plan_for(space: str, arch: str) -> Plan:
     """Parse an official arch string of `space` (AutohasError if it is not one)."""
     decoded = get_space(space).decode(arch)
     if space == "nats-tss":
-        reductions = _stage_layout(TSS_CELLS_PER_STAGE)
-        widths, stage = [], 0
-        for reduces in reductions:
-            stage += reduces
-            widths.append(TSS_STAGE_CHANNELS[stage])
-        return Plan(tuple(decoded), tuple(widths), reductions)
+        return tss_plan(tuple(decoded))
     # nats-sss: len(widths) // 3 cells per stage, as the benchmark derives it (5 -> 1).
     cell_ops = get_space("nats-tss").decode(SSS_CELL)
     return Plan(tuple(cell_ops), tuple(decoded), _stage_layout(len(decoded) // 3))
+
+
+def tss_plan(cell_ops: tuple[str, ...], channels: int = TSS_STAGE_CHANNELS[0], cells_per_stage: int = TSS_CELLS_PER_STAGE) -> Plan:
+    """The tss skeleton around one cell: widths C, 2C, 4C per stage (the benchmark's: C = 16, 5 cells)."""
+    reductions = _stage_layout(cells_per_stage)
+    widths, stage = [], 0
+    for reduces in reductions:
+        stage += reduces
+        widths.append(channels * 2**stage)
+    return Plan(tuple(cell_ops), tuple(widths), reductions)
 
 
 class NatsNetwork(nn.Module):

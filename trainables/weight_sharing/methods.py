@@ -44,14 +44,20 @@ class Method:
     def start_epoch(self, epoch: int) -> None:
         """Called before each search epoch (0-based)."""
 
+    def arch_kwargs(self, differentiable: bool) -> dict:
+        """The supernet's architecture arguments for one forward pass (`weights` and/or `indices`);
+        `differentiable`: alpha's gradient flows through them (else they are constants)."""
+        beta = self.search.beta()
+        return {"weights": beta if differentiable else beta.detach()}
+
     def weights_forward(self, x: torch.Tensor) -> torch.Tensor:
         """Logits under the architecture this step trains the weights with."""
-        return self.search.supernet(x, weights=self.search.beta().detach())
+        return self.search.supernet(x, **self.arch_kwargs(False))
 
     def arch_step(self, train: Batch, valid: Batch) -> None:
         """Update the architecture parameters on a validation batch (DARTS first order)."""
         x, y = valid
-        loss = F.cross_entropy(self.search.supernet(x, weights=self.search.beta()), y)
+        loss = F.cross_entropy(self.search.supernet(x, **self.arch_kwargs(True)), y)
         self._alpha_step(torch.autograd.grad(loss, self.search.alpha)[0])
 
     def _alpha_step(self, gradient: torch.Tensor) -> None:
@@ -72,6 +78,21 @@ class Method:
         self.arch_step(train, valid)
         return float(loss.detach())
 
+    def end_epoch(self) -> None:
+        """Called after each search epoch (the epoch counter already advanced)."""
+
+    def fixed_indices(self) -> list[int] | None:
+        """The architecture, when the method does not search it (None: derived by the selection)."""
+        return None
+
+    def hparams(self) -> dict:
+        """Hyperparameters the method derived, for the schema's `hparams` (none by default)."""
+        return {}
+
+    def training_hparams(self) -> dict:
+        """What re-training the derived architecture changes in the H0 recipe (nothing by default)."""
+        return {}
+
     def sample_candidate(self) -> list[int]:
         """One architecture drawn from the method's distribution (softmax(alpha) by default)."""
         probs = self.search.beta().detach()
@@ -82,6 +103,17 @@ class Method:
 
     def load_state_dict(self, state: dict) -> None:
         """Restore what `state_dict` returned."""
+
+
+RESNET_CELL_INDEX = 11472  # the tss cell NATS-Bench calls ResNet-like
+
+
+def resnet_cell() -> tuple[str, ...]:
+    """The ResNet-like cell's operation per edge (nats_tss.EDGES order)."""
+    from autohas.spaces import get_space
+
+    space = get_space("nats-tss")
+    return tuple(space.decode(space.index_to_arch(RESNET_CELL_INDEX)))
 
 
 class DartsV1(Method):
@@ -154,15 +186,11 @@ class Gdas(Method):
         recipe = self.search.recipe
         self.tau = gdas_tau(epoch, recipe.epochs, recipe.tau_max, recipe.tau_min)
 
-    def weights_forward(self, x: torch.Tensor) -> torch.Tensor:
-        _, indices = gumbel_straight_through(self.search.alpha.detach(), self.tau, self.search.generator)
-        return self.search.supernet(x, indices=indices)
-
-    def arch_step(self, train: Batch, valid: Batch) -> None:
-        x, y = valid
-        hard, indices = gumbel_straight_through(self.search.alpha, self.tau, self.search.generator)
-        loss = F.cross_entropy(self.search.supernet(x, weights=hard, indices=indices), y)
-        self._alpha_step(torch.autograd.grad(loss, self.search.alpha)[0])
+    def arch_kwargs(self, differentiable: bool) -> dict:
+        """A fresh hard sample: its straight-through one-hot as weights when differentiable."""
+        alpha = self.search.alpha if differentiable else self.search.alpha.detach()
+        hard, indices = gumbel_straight_through(alpha, self.tau, self.search.generator)
+        return {"weights": hard, "indices": indices} if differentiable else {"indices": indices}
 
 
 class RandomSampling(Method):
@@ -176,8 +204,8 @@ class RandomSampling(Method):
         edges, ops = self.search.supernet.shape
         return torch.randint(ops, (edges,), generator=self.search.generator, device=self.search.device).tolist()
 
-    def weights_forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.search.supernet(x, indices=self.sample_candidate())
+    def arch_kwargs(self, differentiable: bool) -> dict:
+        return {"indices": self.sample_candidate()}
 
     def arch_step(self, train: Batch, valid: Batch) -> None:
         return None
@@ -251,8 +279,8 @@ class Enas(Method):
         with torch.no_grad():
             return self.controller(self.search.generator)[2]
 
-    def weights_forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.search.supernet(x, indices=self.sample_candidate())
+    def arch_kwargs(self, differentiable: bool) -> dict:
+        return {"indices": self.sample_candidate()}
 
     def arch_step(self, train: Batch, valid: Batch) -> None:
         recipe = self.search.recipe
@@ -276,4 +304,4 @@ class Enas(Method):
         self.baseline = state["baseline"]
 
 
-METHODS: dict[str, type[Method]] = {m.name: m for m in (DartsV1, DartsV2, Gdas, RandomSampling, Setn, Enas)}
+BASE_METHODS: dict[str, type[Method]] = {m.name: m for m in (DartsV1, DartsV2, Gdas, RandomSampling, Setn, Enas)}

@@ -27,7 +27,9 @@ import torch.nn.functional as F
 
 from autohas import schema
 from trainables.train import cached_splits, report_with_state, restore_state
-from trainables.weight_sharing.methods import METHODS
+from autohas.spaces.has import arch_space
+from trainables.weight_sharing import retrain_epochs_for
+from trainables.weight_sharing.registry import METHODS
 from trainables.weight_sharing.selection import SELECTIONS
 
 
@@ -58,6 +60,12 @@ class SearchRecipe:
     cells_per_stage: int = 5
     steps_per_epoch: int | None = None  # None: one pass over the training split
     eval_batches: int | None = None  # per-epoch evaluation on this many batches of a fixed random subset; None: whole split
+    saliency_eps: float = 0.03  # SANAS / LeaSE: L_inf bound of the saliency perturbation (pixel units)
+    saliency_every: int = 3  # SANAS / LeaSE: saliency maps and the student's step every 3 batches
+    arch_every: int = 5  # SANAS / LeaSE: the architecture's step every 5 batches
+    autohas_lr: float = 0.002  # AutoHAS: Adam on the architecture and hyperparameter logits
+    autohas_tau: float = 10.0  # AutoHAS: fixed Gumbel-softmax temperature
+    retrain_epochs: int | None = None  # re-train the final architecture with H0 for this many epochs (None: per method)
 
 
 @dataclass(frozen=True)
@@ -79,6 +87,10 @@ class SearchSetup:
     @property
     def selection(self) -> str:
         return self.select or METHODS[self.algo].default_selection
+
+    @property
+    def retrain_epochs(self) -> int:
+        return retrain_epochs_for(self.algo, self.recipe.retrain_epochs)
 
 
 def describe_searches(methods: list[str], dataset: str, epochs: int, select: str | None, looked_up: bool) -> str:
@@ -132,8 +144,8 @@ class SupernetSearch:
         from autohas.data import Batches
         from autohas.models.supernet import TssSupernet
 
-        if setup.space != "nats-tss":
-            raise ValueError(f"weight-sharing search supports nats-tss, not {setup.space}")
+        if arch_space(setup.space) != "nats-tss":
+            raise ValueError(f"weight-sharing search supports nats-tss and has, not {setup.space}")
         check_method(setup.algo, setup.select)
         self.setup, self.recipe = setup, setup.recipe
         if setup.gpu and not torch.cuda.is_available():
@@ -168,6 +180,7 @@ class SupernetSearch:
         self.lr = r.lr
         self.seconds = 0.0  # search seconds so far (steps, derivation, validation), over all attempts
         self.wall = 0.0
+        self.derived: list[int] | None = None  # the architecture derived after the latest epoch
 
     def beta(self) -> torch.Tensor:
         """The mixing weights softmax(alpha) per edge."""
@@ -201,6 +214,7 @@ class SupernetSearch:
             self.selection.observe(*valid)
             step += 1
         self.epoch += 1
+        self.method.end_epoch()
         return float(np.mean(losses)) if losses else float("nan")
 
     def selection_batch(self) -> tuple[torch.Tensor, torch.Tensor]:
@@ -211,7 +225,15 @@ class SupernetSearch:
 
     def derive(self) -> list[int]:
         """The architecture (op index per edge) the search would return now."""
-        return list(self.selection.derive())
+        fixed = self.method.fixed_indices()
+        self.derived = list(fixed) if fixed is not None else list(self.selection.derive())
+        return self.derived
+
+    def saliency_images(self, count: int) -> torch.Tensor:
+        """A fixed random `count` validation images (uint8), the same at every epoch and in every run."""
+        images = self.valid.images
+        keep = torch.randperm(int(images.shape[0]), generator=torch.Generator().manual_seed(1))[:count]
+        return images[keep.to(images.device)]
 
     @torch.no_grad()
     def accuracy(self, batches, indices: list[int]) -> float:
@@ -235,6 +257,7 @@ class SupernetSearch:
             "method": self.method.state_dict(),
             "train_order": self.train.get_state(),
             "arch_order": self.arch_batches.get_state(),
+            "derived": self.derived,
         }
 
     def load(self, state: dict) -> None:
@@ -250,6 +273,7 @@ class SupernetSearch:
         self.epoch = int(state["epoch"])
         self.seconds = float(state["seconds"])
         self.wall = float(state["wall"])
+        self.derived = state.get("derived")
 
 
 def arch_of(indices: list[int]) -> str:
@@ -268,8 +292,13 @@ def _size_of(arch: str, num_classes: int, image_size: int) -> tuple[float, float
     return count_params(network), count_flops(network, (1, 3, image_size, image_size))
 
 
-def search_results(setup: SearchSetup, trial_id: str, state: dict | None = None) -> Iterator[tuple[dict, SupernetSearch]]:
-    """Search epoch by epoch; after each, yield (schema result of the derived architecture, search)."""
+def search_results(setup: SearchSetup, trial_id: str, state: dict | None = None) -> Iterator[tuple[dict, dict]]:
+    """Search epoch by epoch, then re-train if asked; after each epoch yield (schema result, checkpoint state).
+
+    A search epoch's result is the architecture derived now. A re-training epoch's result
+    (epoch = search epochs + re-training epochs) is the derived architecture trained from
+    scratch with H0 and the method's derived hyperparameters, its accuracies measured.
+    """
     from autohas.spaces import get_space
 
     since = time.perf_counter()
@@ -280,7 +309,7 @@ def search_results(setup: SearchSetup, trial_id: str, state: dict | None = None)
     if setup.benchmark:
         from autohas.bench import open_benchmark
 
-        bench = open_benchmark(setup.benchmark, setup.space)
+        bench = open_benchmark(setup.benchmark, arch_space(setup.space))
     while search.epoch < setup.recipe.epochs:
         began = time.perf_counter()
         search.search_epoch()
@@ -293,11 +322,44 @@ def search_results(setup: SearchSetup, trial_id: str, state: dict | None = None)
         search.wall += time.perf_counter() - since
         since = time.perf_counter()
         result = schema.epoch_result(
-            setup, trial_id, arch, get_space(setup.space).arch_to_index(arch), search.epoch,
+            setup, trial_id, arch, get_space("nats-tss").arch_to_index(arch), search.epoch,
             valid_acc=valid_acc, test_acc=test_acc, trial_sim_seconds=search.seconds,
-            wall_seconds=search.wall, params=params, flops=flops,
+            wall_seconds=search.wall, params=params, flops=flops, hparams=search.method.hparams(),
         )
-        yield result, search
+        yield result, search.state()
+    if setup.retrain_epochs > 0:
+        retrain = None if state is None else state.get("retrain")
+        yield from retrain_results(setup, trial_id, search, retrain)
+
+
+def retrain_results(setup: SearchSetup, trial_id: str, search: SupernetSearch, state: dict | None) -> Iterator[tuple[dict, dict]]:
+    """Train the search's final architecture from scratch (the train trainable's loop), epoch by epoch.
+
+    The recipe is H0 over `retrain_epochs`, with what the method derived (AutoHAS: its
+    learning-rate schedule and weight decay); costs add to the search's.
+    """
+    from autohas.spaces import get_space
+    from trainables.train import TrainSetup, recipe_for, train_results
+
+    epochs = setup.retrain_epochs
+    if search.derived is None:
+        search.derive()
+    arch = arch_of(search.derived)
+    train_setup = TrainSetup(
+        space="nats-tss", dataset=setup.dataset, data_dir=setup.data_dir, budget=epochs, seed=setup.seed,
+        algo=setup.algo, recipe=dataclasses.replace(recipe_for(setup.dataset, epochs), **search.method.training_hparams()),
+        threads=setup.threads, gpu=setup.gpu, cache_dir=setup.cache_dir,
+    )
+    config = get_space("nats-tss").arch_to_config(arch)
+    searched = search.state()
+    for result, training in train_results(train_setup, config, trial_id, state=state):
+        result.update(
+            space=setup.space, epoch=search.epoch + training.epoch, budget=search.epoch + training.epoch,
+            trial_sim_seconds=search.seconds + result["trial_sim_seconds"],
+            wall_seconds=search.wall + result["wall_seconds"],
+            hparams={**search.method.hparams(), "retrain_epochs": training.epoch},
+        )
+        yield result, {**searched, "retrain": training.state()}
 
 
 def weight_sharing_trainable(config: dict, setup: SearchSetup) -> None:
@@ -306,5 +368,5 @@ def weight_sharing_trainable(config: dict, setup: SearchSetup) -> None:
 
     setup = dataclasses.replace(setup, algo=config["run"]["algo"], seed=int(config["run"]["seed"]))
     trial_id = tune.get_context().get_trial_id()
-    for result, search in search_results(setup, trial_id, state=restore_state()):
-        report_with_state(result, search.state())
+    for result, state in search_results(setup, trial_id, state=restore_state()):
+        report_with_state(result, state)
