@@ -31,6 +31,7 @@ from autohas.errors import AutohasError
 from autohas.results import PROTOCOL_FILE, RESULTS_FILE, read_records
 from autohas.runner import RUN_FILE
 GRID_POINTS = 200
+SALIENCY_DIR = "saliency"  # <experiment>/saliency/<algo>-seed<S>.png: SANAS / LeaSE maps, shown in the report
 
 
 @dataclass
@@ -184,6 +185,55 @@ def protocol_note(group: Group) -> list[str]:
     return lines
 
 
+def draw_saliency(images: np.ndarray, maps: np.ndarray, path: str, title: str) -> None:
+    """Images (uint8, N x 3 x H x W) above their saliency maps (N x H x W in [0, 1]), as one PNG."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    count = len(images)
+    fig, axes = plt.subplots(2, count, figsize=(1.4 * count, 3.2), squeeze=False)
+    for i in range(count):
+        axes[0, i].imshow(np.transpose(images[i], (1, 2, 0)))
+        axes[1, i].imshow(maps[i], cmap="inferno", vmin=0.0, vmax=1.0)
+        for row in (0, 1):
+            axes[row, i].set_axis_off()
+    fig.suptitle(f"saliency |delta| / eps: {title}", fontsize=9)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def saliency_figures(folders: Sequence[str]) -> list[str]:
+    """The saliency PNGs the experiments hold, in name order."""
+    found = []
+    for folder in folders:
+        where = os.path.join(folder, SALIENCY_DIR)
+        if os.path.isdir(where):
+            found += [os.path.join(where, f) for f in sorted(os.listdir(where)) if f.endswith(".png")]
+    return found
+
+
+def _saliency_section(folders: Sequence[str], out: str) -> tuple[list[str], list[str]]:
+    """Markdown and HTML lines showing every saliency figure (copied next to report.md)."""
+    import shutil
+
+    figures = saliency_figures(folders)
+    if not figures:
+        return [], []
+    intro = "Saliency maps (SANAS, LeaSE): validation images and |delta| / eps of the final explainer."
+    md, page = ["## Saliency maps", "", intro, ""], ["<h2>Saliency maps</h2>", f"<p>{html.escape(intro)}</p>"]
+    for i, figure in enumerate(figures):
+        name = f"saliency-{i}-{os.path.basename(figure)}"
+        shutil.copyfile(figure, os.path.join(out, name))
+        md += [f"![{name}]({name})", ""]
+        with open(figure, "rb") as handle:
+            inline = base64.b64encode(handle.read()).decode()
+        page.append(f"<p><img alt='{html.escape(name)}' src='data:image/png;base64,{inline}'></p>")
+    return md, page
+
+
 COLUMNS = ("algorithm", "runs", "final test acc (%)", "trials per run", "wall s per run", "mode")
 
 
@@ -217,6 +267,9 @@ def write_report(folders: Sequence[str], out: str | None = None) -> str:
         page += ["<tr>" + "".join(f"<td>{html.escape(str(row[c]))}</td>" for c in COLUMNS) + "</tr>" for row in rows]
         page += ["</table>", f"<p><img alt='{name}' src='data:image/png;base64,{inline}'></p>"]
         page += [f"<p>{html.escape(line)}</p>" for line in protocol_note(group)]
+    md_saliency, page_saliency = _saliency_section(folders, out)
+    md += md_saliency
+    page += page_saliency
     page.append("</body></html>")
     with open(os.path.join(out, "report.md"), "w") as handle:
         handle.write("\n".join(md))

@@ -14,6 +14,7 @@ from autohas.errors import AutohasError
 from autohas.results import RESULTS_FILE, ResultWriter, prune_records, read_records
 from autohas.schema import METRIC, MODE
 from autohas.state_snapshots import StateSnapshot, restore_snapshot
+from trainables.weight_sharing import METHOD_NAMES, retrain_epochs_for
 
 FINISHED_MARKER = "search-finished"
 WEIGHT_SHARING_DIR = "weight-sharing"  # the one Tune experiment holding an experiment's weight-sharing runs
@@ -21,8 +22,6 @@ WEIGHT_SHARING_DIR = "weight-sharing"  # the one Tune experiment holding an expe
 
 def is_weight_sharing(algo: str) -> bool:
     """Whether `algo` is a weight-sharing method (a trainable) rather than a black-box searcher."""
-    from trainables.weight_sharing import METHOD_NAMES
-
     return algo in METHOD_NAMES
 
 
@@ -47,6 +46,7 @@ class RunSpec:
     select: str | None = None  # weight sharing: the selection criterion (None: the method's default)
     search_epochs: int = 100  # weight sharing: epochs of the search
     search_batches: int | None = None  # weight sharing: steps per epoch (None: a pass over the training split)
+    retrain_epochs: int | None = None  # weight sharing: re-training epochs after the search (None: the method's default)
 
     @property
     def weight_sharing(self) -> bool:
@@ -338,11 +338,31 @@ def search_setup(spec: RunSpec, resources: dict):
         seed=spec.seed,
         select=spec.select,
         benchmark=spec.benchmark or None,
-        recipe=SearchRecipe(epochs=spec.search_epochs, steps_per_epoch=spec.search_batches),
+        recipe=SearchRecipe(epochs=spec.search_epochs, steps_per_epoch=spec.search_batches, retrain_epochs=spec.retrain_epochs),
         threads=max(1, int(resources["cpu"])),
         gpu=resources.get("gpu", 0) > 0,
         cache_dir=os.environ.get("AUTOHAS_DATA_CACHE"),
     )
+
+
+def save_saliency_figure(checkpoint, experiment_dir: str, algo: str, seed: int) -> str | None:
+    """Draw the saliency maps a SANAS / LeaSE search kept in its last checkpoint into
+    <experiment>/saliency/<algo>-seed<seed>.png (read from the checkpoint, so it works for
+    trials that ran on other nodes); None for methods without maps."""
+    import torch
+
+    from autohas.report import SALIENCY_DIR, draw_saliency
+    from trainables.train import CHECKPOINT_FILE
+
+    with checkpoint.as_directory() as folder:
+        state = torch.load(os.path.join(folder, CHECKPOINT_FILE), map_location="cpu", weights_only=False)
+    maps = state.get("method", {}).get("maps")
+    if not maps:
+        return None
+    path = os.path.join(experiment_dir, SALIENCY_DIR, f"{algo}-seed{seed}.png")
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    draw_saliency(maps["images"].numpy(), maps["saliency"].float().numpy(), path, f"{algo} seed {seed}, epoch {maps['epoch']}")
+    return path
 
 
 def _ws_trial_dirname(trial) -> str:
@@ -406,12 +426,14 @@ def execute_weight_sharing(specs: list[RunSpec], resume: bool = False) -> list[R
         run = (result.config["run"]["algo"], int(result.config["run"]["seed"]))
         if result.error is not None:
             errors[run] = str(result.error).strip().splitlines()[-1]
+        if result.checkpoint is not None:
+            save_saliency_figure(result.checkpoint, first.experiment_dir, *run)
     outcomes = []
     for spec in specs:
         record_run(spec, mode="tune", wall_seconds=wall)
         error = errors.get((spec.algo, spec.seed))
         done = records_by_run(spec.results_path).get((spec.algo, spec.seed), [])
-        if error is None and done and int(done[-1]["epoch"]) >= spec.search_epochs:
+        if error is None and done and int(done[-1]["epoch"]) >= spec.search_epochs + retrain_epochs_for(spec.algo, spec.retrain_epochs):
             with open(os.path.join(spec.run_dir, FINISHED_MARKER), "w"):
                 pass
         outcomes.append(summarise(spec, errored=int(error is not None), error=error))

@@ -15,6 +15,7 @@ from dataclasses import dataclass, fields
 from typing import Any, Sequence
 
 from autohas.errors import AutohasError
+from autohas.spaces.has import arch_space
 from autohas.results import RESULTS_FILE
 
 # NATS-Bench multi-trial budgets (simulated seconds), from the official scripts.
@@ -28,7 +29,7 @@ EXPERIMENT_FILE = "experiment.yaml"
 TRAIN_TIME_BUDGETS = {"digits": 90}
 FIXED_ON_RESUME = (
     "space", "dataset", "benchmark", "time_budget", "num_samples", "concurrency", "seed_mode",
-    "evaluate", "data_dir", "epochs", "cpus_per_trial", "gpus_per_trial", "select", "search_epochs", "search_batches",
+    "evaluate", "data_dir", "epochs", "cpus_per_trial", "gpus_per_trial", "select", "search_epochs", "search_batches", "retrain_epochs",
 )
 MODES = ("simulate", "tune")
 EVALUATIONS = ("tabular", "train")
@@ -57,6 +58,7 @@ class Options:
     select: str | None = None  # weight sharing: selection criterion (None: each method's default)
     search_epochs: int | None = None  # weight sharing: None = 100 (NATS-Bench)
     search_batches: int | None = None  # weight sharing: steps per epoch; None = one pass over the training split
+    retrain_epochs: int | None = None  # weight sharing: re-train the final architecture (None: 12 for AutoHAS, else 0)
     resume: bool = False
     overwrite: bool = False
 
@@ -69,6 +71,7 @@ class _Parser(argparse.ArgumentParser):
 def build_parser() -> argparse.ArgumentParser:
     from autohas.spaces import SPACE_NAMES
     from searchers import ALGORITHMS
+    from autohas.spaces.has import NAME as HAS
     from trainables.weight_sharing import METHOD_NAMES, SELECTION_NAMES
 
     p = _Parser(
@@ -76,11 +79,11 @@ def build_parser() -> argparse.ArgumentParser:
         description="Run NAS/HPO searchers with Ray Tune and write results in the common schema.",
         argument_default=argparse.SUPPRESS,
         epilog=f"searchers: {', '.join(ALGORITHMS)}; weight-sharing methods: {', '.join(METHOD_NAMES)}; "
-        f"spaces: {', '.join(SPACE_NAMES)}. "
+        f"spaces: {', '.join(SPACE_NAMES)}, {HAS} (architecture x hyperparameters, weight-sharing methods only). "
         "Results: <storage>/<name>/results.jsonl (one JSON record per reported step).",
     )
     p.add_argument("--algo", help=f"searchers and/or weight-sharing methods, comma-separated: {', '.join(ALGORITHMS + METHOD_NAMES)}")
-    p.add_argument("--space", help=f"search space: {', '.join(SPACE_NAMES)}")
+    p.add_argument("--space", help=f"search space: {', '.join(SPACE_NAMES)}, or {HAS} for weight-sharing methods (autohas needs it)")
     p.add_argument(
         "--dataset",
         help="tabular: cifar10 | cifar100 | ImageNet16-120 (default cifar10); train: those, fashion-mnist, "
@@ -107,6 +110,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--search-epochs", type=int, help="weight sharing: epochs of supernet search (default 100, NATS-Bench)")
     p.add_argument(
         "--search-batches", type=int, help="weight sharing: search steps per epoch, for quick runs (default: one pass over the training split)"
+    )
+    p.add_argument(
+        "--retrain-epochs",
+        type=int,
+        help="weight sharing: re-train each final architecture from scratch for this many epochs with H0 "
+        "(and AutoHAS' derived hyperparameters); default 12 for autohas and autohas-hp, 0 (none) for the others",
     )
     p.add_argument("--cpus-per-trial", type=float, help="CPUs each trial reserves (default: the machine's, shared by --concurrency)")
     p.add_argument("--gpus-per-trial", type=float, help="GPUs each trial reserves, e.g. 0.25 packs four trials on one GPU")
@@ -197,7 +206,7 @@ def parse_options(argv: Sequence[str]) -> Options:
         merged["time_budget"] = budgets[dataset]
     try:
         options = Options(**merged)
-        for name in ("seed", "seeds", "num_samples", "concurrency", "epochs", "search_epochs", "search_batches"):
+        for name in ("seed", "seeds", "num_samples", "concurrency", "epochs", "search_epochs", "search_batches", "retrain_epochs"):
             if getattr(options, name) is not None:
                 setattr(options, name, _whole(name, getattr(options, name)))
         for name in ("time_budget", "cpus_per_trial"):
@@ -212,8 +221,10 @@ def parse_options(argv: Sequence[str]) -> Options:
 def validate(options: Options) -> Options:
     from autohas.runner import is_weight_sharing
     from autohas.spaces import get_space
+    from autohas.spaces.has import NAME as HAS
 
-    get_space(options.space)
+    if options.space != HAS:
+        get_space(options.space)
     from searchers import ALGORITHMS
 
     for algo in options.algo:
@@ -277,13 +288,22 @@ def _validate_weight_sharing(options: Options) -> None:
     """Weight-sharing methods: nats-tss, a selection each of them can use, at least one epoch."""
     methods = _weight_sharing_algos(options)
     if not methods:
-        for name in ("select", "search_epochs", "search_batches"):
+        for name in ("select", "search_epochs", "search_batches", "retrain_epochs"):
             if getattr(options, name) is not None:
                 raise AutohasError(f"--{name.replace('_', '-')} is for weight-sharing methods ({', '.join(_method_names())})")
         return
-    if options.space != "nats-tss":
-        raise AutohasError(f"weight-sharing methods ({', '.join(methods)}) search nats-tss, not {options.space}")
+    from autohas.spaces.has import NAME as HAS
+    from trainables.weight_sharing import HAS_METHODS
     from trainables.weight_sharing.search import check_method
+
+    if options.space not in ("nats-tss", HAS):
+        raise AutohasError(f"weight-sharing methods ({', '.join(methods)}) search nats-tss or {HAS}, not {options.space}")
+    if options.space == HAS and len(methods) < len(options.algo):
+        others = ", ".join(a for a in options.algo if a not in methods)
+        raise AutohasError(f"the {HAS} space is for weight-sharing methods; {others} search nats-tss or nats-sss")
+    needs_hp = [a for a in methods if a in HAS_METHODS]
+    if needs_hp and options.space != HAS:
+        raise AutohasError(f"{', '.join(needs_hp)} search hyperparameters too: use --space {HAS}")
 
     for algo in methods:
         try:
@@ -293,6 +313,8 @@ def _validate_weight_sharing(options: Options) -> None:
     options.search_epochs = 100 if options.search_epochs is None else options.search_epochs
     if options.search_epochs < 1 or (options.search_batches is not None and options.search_batches < 1):
         raise AutohasError("--search-epochs and --search-batches must be at least 1")
+    if options.retrain_epochs is not None and options.retrain_epochs < 0:
+        raise AutohasError("--retrain-epochs must be 0 (no re-training) or more")
 
 
 def _searches_black_box(options: Options) -> bool:
@@ -337,7 +359,7 @@ def _validate_tabular(options: Options) -> None:
         options.benchmark = default_benchmark_path()
         if not os.path.exists(options.benchmark):
             raise AutohasError(f"no --benchmark given and {options.benchmark} does not exist")
-    bench = open_benchmark(options.benchmark, options.space)
+    bench = open_benchmark(options.benchmark, arch_space(options.space))
     bench.check_dataset(options.dataset)
     options.benchmark = os.path.abspath(options.benchmark)
     if options.time_budget is None and options.num_samples is None and _searches_black_box(options):
@@ -433,14 +455,16 @@ def _write_protocol(folder: str, options: Options) -> None:
     else:
         from autohas.bench import open_benchmark
 
-        bench = open_benchmark(options.benchmark, options.space)
+        bench = open_benchmark(options.benchmark, arch_space(options.space))
         protocol.update(benchmark=bench.source, signal=bench.signal, clock="simulated", seed_mode=options.seed_mode)
     methods = _weight_sharing_algos(options)
     if methods:
         from trainables.weight_sharing.search import describe_searches
 
         looked_up = options.evaluate == "tabular"
-        protocol["weight_sharing"] = describe_searches(methods, options.dataset, options.search_epochs, options.select, looked_up)
+        protocol["weight_sharing"] = describe_searches(
+            methods, options.dataset, options.search_epochs, options.select, looked_up, options.retrain_epochs
+        )
         if not _searches_black_box(options):  # the experiment's numbers are the searches' alone
             protocol.update(
                 benchmark=protocol["benchmark"] if looked_up else f"none ({options.dataset}: {split_note(options.dataset)})",
@@ -488,6 +512,7 @@ def _specs(options: Options, folder: str) -> list:
             select=options.select,
             search_epochs=options.search_epochs or 100,
             search_batches=options.search_batches,
+            retrain_epochs=options.retrain_epochs,
         )
         for algo in options.algo
         for seed in range(options.seed, options.seed + options.seeds)

@@ -75,7 +75,7 @@ def saliency_perturbation(
             clean = clean.detach()
         loss = soft_cross_entropy(forward(x + start), clean)
         grad = torch.autograd.grad(loss, start, create_graph=create_graph)[0]
-    scale = grad.detach().abs().amax(dim=(1, 2, 3), keepdim=True).clamp_min(1e-30)
+    scale = grad.abs().amax(dim=(1, 2, 3), keepdim=True).clamp_min(1e-30)
     stepped = start + bound * grad / scale
     return torch.maximum(torch.minimum(stepped, bound), -bound)
 

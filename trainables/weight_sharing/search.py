@@ -93,7 +93,9 @@ class SearchSetup:
         return retrain_epochs_for(self.algo, self.recipe.retrain_epochs)
 
 
-def describe_searches(methods: list[str], dataset: str, epochs: int, select: str | None, looked_up: bool) -> str:
+def describe_searches(
+    methods: list[str], dataset: str, epochs: int, select: str | None, looked_up: bool, retrain_epochs: int | None = None
+) -> str:
     """The protocol of weight-sharing runs, as the report states it."""
     r = SearchRecipe()
     selections = ", ".join(f"{m} {select or METHODS[m].default_selection}" for m in methods)
@@ -102,11 +104,21 @@ def describe_searches(methods: list[str], dataset: str, epochs: int, select: str
         if looked_up
         else "the derived architecture's accuracy inside the supernet on the test split (no benchmark given)"
     )
+    retrained = [(m, retrain_epochs_for(m, retrain_epochs)) for m in methods]
+    retrained = [f"{m} {e}" for m, e in retrained if e > 0]
+    retraining = (
+        f"; then the final architecture is re-trained from scratch with H0 (AutoHAS: its derived learning-rate "
+        f"schedule and weight decay) for the epochs given ({', '.join(retrained)}), and the last results are the "
+        "re-trained network's measured validation and test accuracy"
+        if retrained
+        else ""
+    )
     return (
         f"{', '.join(methods)} search a nats-tss supernet on {dataset} for {epochs} epochs (batch {r.batch_size}, "
         f"SGD {r.lr} cosine to {r.lr_min}, BN on batch statistics without affine, alpha by Adam {r.arch_lr}); "
         f"every epoch reports the architecture derived now (selection: {selections}), its accuracy inside the "
-        f"supernet on the validation split as the signal; test accuracy: {scored}; clock: measured search seconds"
+        f"supernet on the validation split as the signal; test accuracy: {scored}{retraining}; "
+        "clock: measured search (and re-training) seconds"
     )
 
 
