@@ -26,21 +26,9 @@ from trainables.weight_sharing.explained import (
     SALIENCY_IMAGES, input_bound, reweight, saliency_perturbation, soft_cross_entropy,
 )
 from trainables.weight_sharing.methods import RESNET_CELL_INDEX
-from trainables.weight_sharing.search import SearchRecipe, SearchSetup, SupernetSearch, arch_of, cosine_between, search_results
+from trainables.weight_sharing.search import SearchSetup, arch_of, cosine_between, search_results
 
-TINY = SearchRecipe(epochs=3, channels=4, cells_per_stage=1, steps_per_epoch=2, eval_batches=1, candidates=4, batch_size=16, eval_batch_size=64)
-
-
-@pytest.fixture(scope="module")
-def digits(tmp_path_factory):
-    from autohas.data import load_splits
-
-    return load_splits("digits", cache_dir=str(tmp_path_factory.mktemp("cache")))
-
-
-def make(digits, algo, recipe=TINY, seed=0):
-    torch.set_num_threads(1)
-    return SupernetSearch(SearchSetup("nats-tss", "digits", None, algo, seed, recipe=recipe), splits=digits)
+from tests.test_weight_sharing import TINY, digits, make  # noqa: F401 (digits is a fixture)
 
 
 def first_batches(search):

@@ -24,10 +24,15 @@ QUICK = ["--space", "nats-tss", "--search-epochs", "2", "--search-batches", "2"]
         (["--algo", "gdas", "--select", "magnitude"], "unknown selection 'magnitude'"),
         (["--algo", "gdas", "--search-epochs", "0"], "--search-epochs and --search-batches must be at least 1"),
         (["--algo", "pc-darts"], "unknown algorithm 'pc-darts'; choose from:"),
+        (["--algo", "autohas"], "autohas search hyperparameters too: use --space has"),
+        (["--algo", "rea", "--retrain-epochs", "2"], "--retrain-epochs is for weight-sharing methods"),
+        (["--algo", "rea,autohas", "--space", "has"], "the has space is for weight-sharing methods; rea search"),
+        (["--algo", "lease", "--space", "has", "--retrain-epochs", "-1"], "--retrain-epochs must be 0 (no re-training) or more"),
     ],
 )
 def test_bad_weight_sharing_options_are_one_line_errors(args, message, tmp_path):
-    done = cli(*args, "--space", "nats-tss", "--storage", str(tmp_path))
+    space = [] if "--space" in args else ["--space", "nats-tss"]
+    done = cli(*args, *space, "--storage", str(tmp_path))
     assert done.returncode == 2
     assert message in done.stderr and "Traceback" not in done.stderr
     assert len(done.stderr.strip().splitlines()) == 1
@@ -100,3 +105,27 @@ def test_a_killed_search_resumes_from_its_last_epoch(ray_session, data_cache, tm
     # continued from the checkpoint, the search is the same search
     assert [r["arch"] for r in resumed] == [r["arch"] for r in whole]
     assert [r["valid_acc"] for r in resumed] == pytest.approx([r["valid_acc"] for r in whole])
+
+
+def test_sanas_lease_and_autohas_land_in_one_report_with_gdas(ray_session, data_cache, tmp_path, capsys):
+    quick = ["--space", "has", "--search-epochs", "2", "--search-batches", "2"]
+    argv = ["--algo", "sanas-darts,lease,autohas,gdas", *quick, "--storage", str(tmp_path), "--name", "has"]
+    assert main(argv + ["--retrain-epochs", "1"]) == 0
+    rows = records(tmp_path / "has" / "results.jsonl")
+    by_algo = {a: [r for r in rows if r["algo"] == a] for a in ("sanas-darts", "lease", "autohas", "gdas")}
+    for algo, mine in by_algo.items():  # two search epochs, then one epoch of re-training
+        assert [r["epoch"] for r in mine] == [1, 2, 3], algo
+        assert all(r["space"] == "has" for r in mine)
+        assert mine[-1]["hparams"]["retrain_epochs"] == 1 and mine[-1]["arch"] == mine[-2]["arch"]
+        assert (tmp_path / "has" / f"{algo}-seed0" / "search-finished").exists()
+    derived = by_algo["autohas"][-1]["hparams"]
+    assert len(derived["lr_per_epoch"]) == 2 and 5e-5 <= derived["weight_decay"] <= 5e-3
+    saliency = tmp_path / "has" / "saliency"
+    assert sorted(os.listdir(saliency)) == ["lease-seed0.png", "sanas-darts-seed0.png"]
+    report = (tmp_path / "has" / "report" / "report.md").read_text()
+    for algo in by_algo:
+        assert f"| {algo} |" in report
+    assert "## Saliency maps" in report and "sanas-darts-seed0.png" in report
+    assert "re-trained from scratch" in report
+    html = (tmp_path / "has" / "report" / "index.html").read_text()
+    assert html.count("data:image/png;base64") == 3  # the accuracy plot and two saliency figures
