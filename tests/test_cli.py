@@ -79,8 +79,10 @@ def test_help_lists_algorithms_and_spaces():
     assert out.returncode == 0
     text = " ".join(out.stdout.split())  # argparse wraps the epilog
     assert "searchers: random, rea, reinforce, gp, bohb;" in text
-    assert "weight-sharing methods: darts-v1, darts-v2, gdas, rsps, setn, enas;" in text
-    assert "spaces: nats-tss, nats-sss" in text and "--mode" in text and "--select" in text
+    assert ("weight-sharing methods: darts-v1, darts-v2, gdas, rsps, setn, enas, sanas-darts, sanas-gdas, lease, "
+            "autohas, autohas-hp;") in text
+    assert "spaces: nats-tss, nats-sss, has (architecture x hyperparameters, weight-sharing methods only)" in text
+    assert "--mode" in text and "--select" in text and "--retrain-epochs" in text
 
 
 def test_done_when_rea_cifar100(ray_session, table_path, tmp_path, acc200):

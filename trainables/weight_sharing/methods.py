@@ -13,6 +13,9 @@ its architecture parameters on a validation batch. What differs is small:
 | setn     | one op per edge sampled from alpha  | Adam on the mixture gradient, as darts-v1        |
 | enas     | one op per edge from the controller | REINFORCE on the controller (reward: accuracy)   |
 
+SANAS and LeaSE (`explained.py`) and AutoHAS (`autohas.py`) build on these classes;
+`registry.py` names them all.
+
 `sample_candidate` is how the method proposes architectures for the `sampled`
 selection (best of 100 on a validation batch), the default of rsps, setn and enas.
 """
