@@ -239,7 +239,7 @@ def _new_tuner(spec: RunSpec, resources: dict):
             storage_path=spec.experiment_dir,
             verbose=0,
             callbacks=[ResultWriter(spec.results_path, [(spec.algo, spec.seed)], spec.time_budget), StateSnapshot()],
-            checkpoint_config=tune.CheckpointConfig(num_to_keep=1),
+            checkpoint_config=tune.CheckpointConfig(num_to_keep=None),  # StateSnapshot prunes
         ),
     )
 
@@ -354,8 +354,11 @@ def save_saliency_figure(checkpoint, experiment_dir: str, algo: str, seed: int) 
     from autohas.report import SALIENCY_DIR, draw_saliency
     from trainables.train import CHECKPOINT_FILE
 
-    with checkpoint.as_directory() as folder:
-        state = torch.load(os.path.join(folder, CHECKPOINT_FILE), map_location="cpu", weights_only=False)
+    try:
+        with checkpoint.as_directory() as folder:
+            state = torch.load(os.path.join(folder, CHECKPOINT_FILE), map_location="cpu", weights_only=False)
+    except OSError:  # a trial that failed before its first checkpoint: no figure, the error is reported
+        return None
     maps = state.get("method", {}).get("maps")
     if not maps:
         return None
@@ -416,7 +419,7 @@ def execute_weight_sharing(specs: list[RunSpec], resume: bool = False) -> list[R
                 storage_path=first.experiment_dir,
                 verbose=0,
                 callbacks=[ResultWriter(first.results_path, runs, None, latest=True), StateSnapshot()],
-                checkpoint_config=tune.CheckpointConfig(num_to_keep=1),
+                checkpoint_config=tune.CheckpointConfig(num_to_keep=None),  # StateSnapshot prunes
             ),
         )
     grid = tuner.fit()

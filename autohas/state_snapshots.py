@@ -7,6 +7,13 @@ background. A SIGKILL during that copy leaves a truncated file (seen: an empty
 snapshot callback copies the staged files as one set right after Tune saves them (Tune calls
 `get_state` of callbacks at the end of each save) and publishes the set with one atomic
 rename; `restore_snapshot` puts the newest complete set back before a resume.
+
+Trial checkpoints have the same hazard: Tune deletes a trial's older checkpoint as soon as a
+newer one registers (`num_to_keep`), while the saved experiment state still names the older
+one until its next save; a kill in between leaves a state whose checkpoint is gone (seen:
+`FileNotFoundError` on resume). So runs keep every checkpoint in Tune (`num_to_keep=None`)
+and the snapshot callback deletes a trial's older checkpoints only once a snapshot naming
+a newer one is published (`prune_checkpoints`).
 """
 
 from __future__ import annotations
@@ -17,6 +24,7 @@ import pickle
 import shutil
 import tempfile
 import uuid
+from typing import Iterable
 
 from ray.tune import Callback
 
@@ -48,6 +56,24 @@ def take_snapshot(staging_dir: str, run_dir: str) -> str | None:
         if other.startswith("snap-") and other != os.path.basename(target):
             shutil.rmtree(os.path.join(root, other), ignore_errors=True)
     return target
+
+
+def prune_checkpoints(latest: Iterable[str]) -> int:
+    """For each trial's latest checkpoint folder (a local path), delete that trial's older ones.
+
+    Tune names them checkpoint_000000, checkpoint_000001, ...: zero-padded, so name order is age.
+    Returns how many folders were deleted.
+    """
+    removed = 0
+    for path in latest:
+        folder, name = os.path.split(path.rstrip(os.sep))
+        if not name.startswith("checkpoint_") or not os.path.isdir(folder):
+            continue
+        for other in os.listdir(folder):
+            if other.startswith("checkpoint_") and other < name:
+                shutil.rmtree(os.path.join(folder, other), ignore_errors=True)
+                removed += 1
+    return removed
 
 
 def _loads(path: str) -> bool:
@@ -89,10 +115,12 @@ def restore_snapshot(run_dir: str) -> bool:
 
 
 class StateSnapshot(Callback):
-    """Tune callback: after every experiment-state save, snapshot the saved files into the run directory."""
+    """Tune callback: after every experiment-state save, snapshot the saved files into the run directory,
+    then delete the trial checkpoints older than those the snapshot names (local runs)."""
 
     def __init__(self) -> None:
         self._paths: tuple[str, str] | None = None  # (staging folder, run directory)
+        self._trials: list = []
 
     def _learn_paths(self, trial) -> None:
         storage = trial.storage
@@ -101,6 +129,7 @@ class StateSnapshot(Callback):
             self._paths = (storage.experiment_driver_staging_path, storage.experiment_fs_path)
 
     def on_step_begin(self, iteration: int, trials: list, **info) -> None:
+        self._trials = trials
         if trials and self._paths is None:
             self._learn_paths(trials[0])
 
@@ -109,10 +138,10 @@ class StateSnapshot(Callback):
 
     def get_state(self) -> None:
         # Tune calls this right after writing the experiment and searcher state to staging.
-        if self._paths and os.path.isdir(self._paths[0]):
-            take_snapshot(*self._paths)
+        if self._paths and os.path.isdir(self._paths[0]) and take_snapshot(*self._paths):
+            prune_checkpoints(t.checkpoint.path for t in self._trials if t.checkpoint is not None)
         return None
 
     def __getstate__(self) -> dict:
-        # pickled with the experiment; the paths belong to one driver session
-        return {"_paths": None}
+        # pickled with the experiment; the paths and trials belong to one driver session
+        return {"_paths": None, "_trials": []}

@@ -40,3 +40,16 @@ def test_without_a_snapshot_only_unreadable_state_goes(tmp_path):
     (tmp_path / "experiment_state-s1.json").write_text("{}")
     assert not restore_snapshot(str(tmp_path))
     assert sorted(p.name for p in tmp_path.iterdir()) == ["experiment_state-s1.json"]
+
+
+def test_prune_keeps_the_checkpoint_a_snapshot_names_and_newer_ones(tmp_path):
+    from autohas.state_snapshots import prune_checkpoints
+
+    trial = tmp_path / "gdas-seed0"
+    for i in range(4):
+        (trial / f"checkpoint_{i:06d}").mkdir(parents=True)
+        (trial / f"checkpoint_{i:06d}" / "training.pt").write_bytes(b"x")
+    (trial / "result.json").write_text("{}")
+    # the snapshot names checkpoint 2; checkpoint 3 registered after it and must survive too
+    assert prune_checkpoints([str(trial / "checkpoint_000002"), str(tmp_path / "elsewhere" / "checkpoint_000001")]) == 2
+    assert sorted(p.name for p in trial.iterdir()) == ["checkpoint_000002", "checkpoint_000003", "result.json"]

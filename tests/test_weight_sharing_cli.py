@@ -40,7 +40,7 @@ def test_bad_weight_sharing_options_are_one_line_errors(args, message, tmp_path)
 
 def test_weight_sharing_needs_nats_tss(tmp_path):
     done = cli("--algo", "gdas", "--space", "nats-sss", "--storage", str(tmp_path))
-    assert done.returncode == 2 and "search nats-tss, not nats-sss" in done.stderr
+    assert done.returncode == 2 and "search nats-tss or has, not nats-sss" in done.stderr
 
 
 def test_gdas_and_darts_search_as_tune_trials_into_one_report(ray_session, data_cache, tmp_path, capsys):
