@@ -125,8 +125,13 @@ class StateSnapshot(Callback):
     def _learn_paths(self, trial) -> None:
         storage = trial.storage
         # object stores write whole objects, only a local run directory can be torn
-        if storage.storage_filesystem.type_name == "local":
+        if storage.storage_filesystem.type_name == "local" and self._paths is None:
             self._paths = (storage.experiment_driver_staging_path, storage.experiment_fs_path)
+            # Tune saved its state once before any trial (when the paths were not known yet) and
+            # saves next only after its period (10 s or more): snapshot that first save now, so
+            # that a run killed in its first seconds has a consistent state to resume from too.
+            if os.path.isdir(self._paths[0]):
+                take_snapshot(*self._paths)
 
     def on_step_begin(self, iteration: int, trials: list, **info) -> None:
         self._trials = trials
