@@ -15,6 +15,7 @@ from dataclasses import dataclass, fields
 from typing import Any, Sequence
 
 from autohas.errors import AutohasError
+from autohas.spaces.has import NAME as HAS
 from autohas.spaces.has import arch_space
 from autohas.results import RESULTS_FILE
 
@@ -71,7 +72,6 @@ class _Parser(argparse.ArgumentParser):
 def build_parser() -> argparse.ArgumentParser:
     from autohas.spaces import SPACE_NAMES
     from searchers import ALGORITHMS
-    from autohas.spaces.has import NAME as HAS
     from trainables.weight_sharing import METHOD_NAMES, SELECTION_NAMES
 
     p = _Parser(
@@ -221,7 +221,6 @@ def parse_options(argv: Sequence[str]) -> Options:
 def validate(options: Options) -> Options:
     from autohas.runner import is_weight_sharing
     from autohas.spaces import get_space
-    from autohas.spaces.has import NAME as HAS
 
     if options.space != HAS:
         get_space(options.space)
@@ -292,7 +291,6 @@ def _validate_weight_sharing(options: Options) -> None:
             if getattr(options, name) is not None:
                 raise AutohasError(f"--{name.replace('_', '-')} is for weight-sharing methods ({', '.join(_method_names())})")
         return
-    from autohas.spaces.has import NAME as HAS
     from trainables.weight_sharing import HAS_METHODS
     from trainables.weight_sharing.search import check_method
 
