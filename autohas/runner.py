@@ -10,6 +10,7 @@ import os
 import time
 from dataclasses import dataclass
 
+from autohas import storage
 from autohas.errors import AutohasError
 from autohas.results import RESULTS_FILE, ResultWriter, prune_records, read_records
 from autohas.schema import METRIC, MODE
@@ -47,6 +48,31 @@ class RunSpec:
     search_epochs: int = 100  # weight sharing: epochs of the search
     search_batches: int | None = None  # weight sharing: steps per epoch (None: a pass over the training split)
     retrain_epochs: int | None = None  # weight sharing: re-training epochs after the search (None: the method's default)
+    storage_uri: str | None = None  # remote storage (s3://...) holding the experiment; None: experiment_dir itself
+    max_failures: int = 0  # times Tune retries a failed trial from its last checkpoint
+
+    @property
+    def tune_experiment(self) -> str:
+        """Where Tune keeps this experiment's runs: the experiment folder, or its URI."""
+        if self.storage_uri is None:
+            return self.experiment_dir
+        return storage.join(*self.remote_experiment)
+
+    @property
+    def remote_experiment(self) -> tuple[str, str] | None:
+        """(storage URI, experiment name) when the experiment lives in remote storage."""
+        return None if self.storage_uri is None else (self.storage_uri, os.path.basename(self.experiment_dir))
+
+    def driver_file(self, relative: str) -> str | os.PathLike:
+        """A file of the experiment for Tune callbacks and searchers, which Tune pickles with it:
+        a path, or for remote storage its place in the local copy of whichever machine resumes."""
+        if self.remote_experiment is None:
+            return os.path.join(self.experiment_dir, relative)
+        return storage.LocalCopyFile(*self.remote_experiment, relative)
+
+    @property
+    def tune_run_dir(self) -> str:
+        return storage.join(self.tune_experiment, self.name)
 
     @property
     def weight_sharing(self) -> bool:
@@ -115,7 +141,7 @@ def build_searcher(spec: RunSpec, mark_finished: bool = True, concurrency: int |
         time_budget=spec.time_budget,
         max_trials=spec.num_samples,
         max_concurrent=None if searchers.pauses_trials(spec.algo) else (concurrency or spec.concurrency or 1),
-        finished_marker=os.path.join(spec.run_dir, FINISHED_MARKER) if mark_finished else None,
+        finished_marker=spec.driver_file(os.path.join(spec.name, FINISHED_MARKER)) if mark_finished else None,
     )
 
 
@@ -234,13 +260,26 @@ def _new_tuner(spec: RunSpec, resources: dict):
             reuse_actors=True,
             trial_dirname_creator=_trial_dirname,
         ),
-        run_config=tune.RunConfig(
-            name=spec.name,
-            storage_path=spec.experiment_dir,
-            verbose=0,
-            callbacks=[ResultWriter(spec.results_path, [(spec.algo, spec.seed)], spec.time_budget), StateSnapshot()],
-            checkpoint_config=tune.CheckpointConfig(num_to_keep=None),  # StateSnapshot prunes
-        ),
+        run_config=_run_config(spec, spec.name, ResultWriter(spec.driver_file(RESULTS_FILE), [(spec.algo, spec.seed)], spec.time_budget)),
+    )
+
+
+def _run_config(spec: RunSpec, name: str, writer: ResultWriter):
+    """Tune's run configuration: where it writes, the driver's callbacks, checkpoints, retries."""
+    from functools import partial
+
+    from ray import tune
+
+    upload = None
+    if spec.remote_experiment is not None:  # results.jsonl goes up before the state that counts on it
+        upload = partial(storage.push_experiment, *spec.remote_experiment)
+    return tune.RunConfig(
+        name=name,
+        storage_path=spec.tune_experiment,
+        verbose=0,
+        callbacks=[writer, StateSnapshot(before_snapshot=upload)],
+        checkpoint_config=tune.CheckpointConfig(num_to_keep=None),  # StateSnapshot prunes
+        failure_config=tune.FailureConfig(max_failures=spec.max_failures),
     )
 
 
@@ -282,13 +321,13 @@ def execute(spec: RunSpec, resume: bool = False) -> RunOutcome:
     start = time.perf_counter()
     mine = (spec.algo, spec.seed)
     if resume:
-        restore_snapshot(spec.run_dir)  # undo a copy of Tune's state torn by a hard kill
-    if resume and tune.Tuner.can_restore(spec.run_dir):
+        restore_snapshot(spec.tune_run_dir)  # undo a copy of Tune's state torn by a hard kill
+    if resume and tune.Tuner.can_restore(spec.tune_run_dir):
         # Records of trials that the saved experiment state does not know (written after
         # its last snapshot, before a hard kill) would be evaluated again: drop them.
-        known = {t.trial_id for t in tune.ExperimentAnalysis(spec.run_dir).trials}
+        known = {t.trial_id for t in tune.ExperimentAnalysis(spec.tune_run_dir).trials}
         prune_records(spec.results_path, lambda r: (r.get("algo"), r.get("seed")) == mine and r.get("trial_id") not in known)
-        tuner = tune.Tuner.restore(spec.run_dir, trainable=_trainable(spec, resources), resume_errored=True)
+        tuner = tune.Tuner.restore(spec.tune_run_dir, trainable=_trainable(spec, resources), resume_errored=True)
     else:
         prune_records(spec.results_path, lambda r: (r.get("algo"), r.get("seed")) == mine)
         tuner = _new_tuner(spec, resources)
@@ -387,7 +426,7 @@ def execute_weight_sharing(specs: list[RunSpec], resume: bool = False) -> list[R
     if resume and all(is_finished(s) for s in specs):
         return [summarise(s) for s in specs]
     first = specs[0]
-    folder = os.path.join(first.experiment_dir, WEIGHT_SHARING_DIR)
+    folder = storage.join(first.tune_experiment, WEIGHT_SHARING_DIR)
     runs = [(s.algo, s.seed) for s in specs]
     resources = trial_resources(first)
     trainable = tune.with_resources(
@@ -414,13 +453,7 @@ def execute_weight_sharing(specs: list[RunSpec], resume: bool = False) -> list[R
                 max_concurrent_trials=concurrency_of(first, resources),
                 trial_dirname_creator=_ws_trial_dirname,
             ),
-            run_config=tune.RunConfig(
-                name=WEIGHT_SHARING_DIR,
-                storage_path=first.experiment_dir,
-                verbose=0,
-                callbacks=[ResultWriter(first.results_path, runs, None, latest=True), StateSnapshot()],
-                checkpoint_config=tune.CheckpointConfig(num_to_keep=None),  # StateSnapshot prunes
-            ),
+            run_config=_run_config(first, WEIGHT_SHARING_DIR, ResultWriter(first.driver_file(RESULTS_FILE), runs, None, latest=True)),
         )
     grid = tuner.fit()
     wall = time.perf_counter() - start

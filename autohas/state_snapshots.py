@@ -14,15 +14,16 @@ one until its next save; a kill in between leaves a state whose checkpoint is go
 `FileNotFoundError` on resume). So runs keep every checkpoint in Tune (`num_to_keep=None`)
 and the snapshot callback deletes a trial's older checkpoints only once a snapshot naming
 a newer one is published (`prune_checkpoints`).
+
+Both work on any pyarrow filesystem: a local run folder, or a run in object storage
+(`--storage s3://...`), where the snapshot is uploaded before Tune's own asynchronous upload
+of the same save starts, so a resume never needs a checkpoint that was pruned.
 """
 
 from __future__ import annotations
 
 import json
-import os
 import pickle
-import shutil
-import tempfile
 import uuid
 from typing import Iterable
 
@@ -38,115 +39,148 @@ def _is_state_file(name: str) -> bool:
     return name.startswith(STATE_PREFIXES) and name.endswith((".json", ".pkl"))
 
 
-def take_snapshot(staging_dir: str, run_dir: str) -> str | None:
-    """Copy the state files of `staging_dir` into a new snapshot of `run_dir`; publish it atomically."""
-    names = [n for n in sorted(os.listdir(staging_dir)) if _is_state_file(n)]
+def _local():
+    import pyarrow.fs
+
+    return pyarrow.fs.LocalFileSystem()
+
+
+def _entries(fs, folder: str) -> dict[str, bool]:
+    """Names in `folder` of filesystem `fs` -> whether each is a folder ({} if it is missing)."""
+    import pyarrow.fs
+
+    infos = fs.get_file_info(pyarrow.fs.FileSelector(folder, allow_not_found=True))
+    return {info.base_name: info.type == pyarrow.fs.FileType.Directory for info in infos}
+
+
+def _write(fs, path: str, data: bytes) -> None:
+    with fs.open_output_stream(path) as handle:
+        handle.write(data)
+
+
+def _read(fs, path: str) -> bytes:
+    with fs.open_input_stream(path) as handle:
+        return handle.read()
+
+
+def take_snapshot(staging_dir: str, run_dir: str, fs=None) -> str | None:
+    """Copy the state files of the local `staging_dir` into a new snapshot of `run_dir` (a path
+    in `fs`, default the local disk) and publish it by replacing one pointer file."""
+    fs = fs or _local()
+    local = _local()
+    names = sorted(n for n, folder in _entries(local, staging_dir).items() if not folder and _is_state_file(n))
     if not names:
         return None
-    root = os.path.join(run_dir, SNAPSHOT_DIR)
-    os.makedirs(root, exist_ok=True)
-    target = tempfile.mkdtemp(prefix="snap-", dir=root)
+    root = f"{run_dir.rstrip('/')}/{SNAPSHOT_DIR}"
+    snapshot = f"snap-{uuid.uuid4().hex}"
+    fs.create_dir(f"{root}/{snapshot}")
     for name in names:
-        shutil.copyfile(os.path.join(staging_dir, name), os.path.join(target, name))
-    pointer = os.path.join(root, f".{uuid.uuid4().hex}-{CURRENT}")
-    with open(pointer, "w") as handle:
-        handle.write(os.path.basename(target))
-    os.replace(pointer, os.path.join(root, CURRENT))
-    for other in os.listdir(root):
-        if other.startswith("snap-") and other != os.path.basename(target):
-            shutil.rmtree(os.path.join(root, other), ignore_errors=True)
-    return target
+        _write(fs, f"{root}/{snapshot}/{name}", _read(local, f"{staging_dir}/{name}"))
+    pointer = f"{root}/.{uuid.uuid4().hex}-{CURRENT}"
+    _write(fs, pointer, snapshot.encode())
+    fs.move(pointer, f"{root}/{CURRENT}")  # a rename on disk; one whole object in a store
+    for other, folder in _entries(fs, root).items():
+        if folder and other.startswith("snap-") and other != snapshot:
+            fs.delete_dir(f"{root}/{other}")
+    return f"{root}/{snapshot}"
 
 
-def prune_checkpoints(latest: Iterable[str]) -> int:
-    """For each trial's latest checkpoint folder (a local path), delete that trial's older ones.
+def prune_checkpoints(latest: Iterable[str], fs=None) -> int:
+    """For each trial's latest checkpoint folder (a path in `fs`), delete that trial's older ones.
 
     Tune names them checkpoint_000000, checkpoint_000001, ...: zero-padded, so name order is age.
     Returns how many folders were deleted.
     """
+    fs = fs or _local()
     removed = 0
     for path in latest:
-        folder, name = os.path.split(path.rstrip(os.sep))
-        if not name.startswith("checkpoint_") or not os.path.isdir(folder):
+        folder, _, name = path.rstrip("/").rpartition("/")
+        if not name.startswith("checkpoint_"):
             continue
-        for other in os.listdir(folder):
-            if other.startswith("checkpoint_") and other < name:
-                shutil.rmtree(os.path.join(folder, other), ignore_errors=True)
+        for other, is_folder in _entries(fs, folder).items():
+            if is_folder and other.startswith("checkpoint_") and other < name:
+                fs.delete_dir(f"{folder}/{other}")
                 removed += 1
     return removed
 
 
-def _loads(path: str) -> bool:
+def _loads(name: str, data: bytes) -> bool:
     """Whether a state file can be read back (Tune reads .json experiment state as JSON, the rest by pickle)."""
     try:
-        with open(path, "rb") as handle:
-            if os.path.basename(path).startswith("experiment_state-"):
-                json.load(handle)
-            else:
-                pickle.load(handle)
+        json.loads(data) if name.startswith("experiment_state-") else pickle.loads(data)
         return True
     except Exception:
         return False
 
 
-def restore_snapshot(run_dir: str) -> bool:
-    """Put the newest complete snapshot's files back into `run_dir`; drop unreadable state files.
+def restore_snapshot(run_location: str) -> bool:
+    """Put the newest complete snapshot's files back into a run (a folder or a URI); drop
+    unreadable state files.
 
     Returns whether a snapshot was restored. Files of the snapshot replace their namesakes
     (possibly torn copies); any other state file that cannot be read is removed so that Tune
     does not pick it as the newest.
     """
-    root = os.path.join(run_dir, SNAPSHOT_DIR)
+    from autohas.storage import filesystem
+
+    fs, run_dir = filesystem(run_location)
+    root = f"{run_dir.rstrip('/')}/{SNAPSHOT_DIR}"
     try:
-        with open(os.path.join(root, CURRENT)) as handle:
-            source = os.path.join(root, handle.read().strip())
-        names = sorted(os.listdir(source))
-    except OSError:
-        names, source = [], ""
+        source = f"{root}/{_read(fs, f'{root}/{CURRENT}').decode().strip()}"
+        names = sorted(n for n, folder in _entries(fs, source).items() if not folder)
+    except (OSError, FileNotFoundError):
+        names = []
     for name in names:
-        temporary = os.path.join(run_dir, f".{uuid.uuid4().hex}-{name}")
-        shutil.copyfile(os.path.join(source, name), temporary)
-        os.replace(temporary, os.path.join(run_dir, name))
-    for name in os.listdir(run_dir):
-        path = os.path.join(run_dir, name)
-        if _is_state_file(name) and name not in names and not _loads(path):
-            os.remove(path)
+        temporary = f"{run_dir}/.{uuid.uuid4().hex}-{name}"
+        fs.copy_file(f"{source}/{name}", temporary)
+        fs.move(temporary, f"{run_dir}/{name}")
+    for name, folder in _entries(fs, run_dir).items():
+        if not folder and _is_state_file(name) and name not in names and not _loads(name, _read(fs, f"{run_dir}/{name}")):
+            fs.delete_file(f"{run_dir}/{name}")
     return bool(names)
 
 
 class StateSnapshot(Callback):
-    """Tune callback: after every experiment-state save, snapshot the saved files into the run directory,
-    then delete the trial checkpoints older than those the snapshot names (local runs)."""
+    """Tune callback: after every experiment-state save, snapshot the saved files into the run
+    (on disk or in object storage), then delete the trial checkpoints older than those the
+    snapshot names. `before_snapshot` runs first (e.g. uploading the driver's results)."""
 
-    def __init__(self) -> None:
-        self._paths: tuple[str, str] | None = None  # (staging folder, run directory)
+    def __init__(self, before_snapshot=None) -> None:
+        self.before_snapshot = before_snapshot
+        self._where: tuple | None = None  # (filesystem, staging folder, run path in the filesystem)
         self._trials: list = []
 
     def _learn_paths(self, trial) -> None:
+        if self._where is not None:
+            return
         storage = trial.storage
-        # object stores write whole objects, only a local run directory can be torn
-        if storage.storage_filesystem.type_name == "local" and self._paths is None:
-            self._paths = (storage.experiment_driver_staging_path, storage.experiment_fs_path)
-            # Tune saved its state once before any trial (when the paths were not known yet) and
-            # saves next only after its period (10 s or more): snapshot that first save now, so
-            # that a run killed in its first seconds has a consistent state to resume from too.
-            if os.path.isdir(self._paths[0]):
-                take_snapshot(*self._paths)
+        self._where = (storage.storage_filesystem, storage.experiment_driver_staging_path, storage.experiment_fs_path)
+        # Tune saved its state once before any trial (when the paths were not known yet) and
+        # saves next only after its period (10 s or more): snapshot that first save now, so
+        # that a run killed in its first seconds has a consistent state to resume from too.
+        self._snapshot()
+
+    def _snapshot(self) -> bool:
+        fs, staging, run = self._where
+        if self.before_snapshot is not None:
+            self.before_snapshot()
+        return bool(_entries(_local(), staging)) and take_snapshot(staging, run, fs) is not None
 
     def on_step_begin(self, iteration: int, trials: list, **info) -> None:
         self._trials = trials
-        if trials and self._paths is None:
+        if trials:
             self._learn_paths(trials[0])
 
     def on_trial_start(self, iteration: int, trials: list, trial, **info) -> None:
         self._learn_paths(trial)
 
     def get_state(self) -> None:
-        # Tune calls this right after writing the experiment and searcher state to staging.
-        if self._paths and os.path.isdir(self._paths[0]) and take_snapshot(*self._paths):
-            prune_checkpoints(t.checkpoint.path for t in self._trials if t.checkpoint is not None)
+        # Tune calls this right after writing the experiment and searcher state to staging,
+        # before it starts uploading them.
+        if self._where and self._snapshot():
+            prune_checkpoints((t.checkpoint.path for t in self._trials if t.checkpoint is not None), self._where[0])
         return None
 
     def __getstate__(self) -> dict:
         # pickled with the experiment; the paths and trials belong to one driver session
-        return {"_paths": None, "_trials": []}
+        return {"before_snapshot": self.before_snapshot, "_where": None, "_trials": []}

@@ -9,7 +9,6 @@ from __future__ import annotations
 import argparse
 import math
 import os
-import shutil
 import sys
 from dataclasses import dataclass, fields
 from typing import Any, Sequence
@@ -60,6 +59,8 @@ class Options:
     search_epochs: int | None = None  # weight sharing: None = 100 (NATS-Bench)
     search_batches: int | None = None  # weight sharing: steps per epoch; None = one pass over the training split
     retrain_epochs: int | None = None  # weight sharing: re-train the final architecture (None: 12 for AutoHAS, else 0)
+    max_failures: int = 2  # retries of a failed trial (lost node, out of memory), from its last checkpoint
+    address: str | None = None  # a running Ray cluster; None: $RAY_ADDRESS, else a local Ray
     resume: bool = False
     overwrite: bool = False
 
@@ -135,7 +136,20 @@ def build_parser() -> argparse.ArgumentParser:
         help="simulate: a simulated-clock driver, seeds in parallel (default with --seeds > 1); "
         "tune: every trial a Ray Tune trial (default for one seed)",
     )
-    p.add_argument("--storage", help="folder for experiments (default ./results)")
+    p.add_argument(
+        "--storage",
+        help="where experiments go: a folder (default ./results) or a URI Ray Tune's storage accepts, e.g. s3://bucket/autohas; "
+        "on a cluster it must be reachable from every node (object storage or a shared file system)",
+    )
+    p.add_argument(
+        "--address",
+        help="the Ray cluster to run on, e.g. 10.0.0.1:6379 (default: $RAY_ADDRESS, which `ray job submit` sets, else a new local Ray)",
+    )
+    p.add_argument(
+        "--max-failures",
+        type=int,
+        help="retry a failed trial (a lost node, a crash, out of GPU memory) this many times from its last checkpoint (default 2)",
+    )
     p.add_argument("--name", help="experiment name (default <space>-<dataset>)")
     p.add_argument("--config", help="YAML file with any of these options (the command line wins)")
     p.add_argument("--resume", action="store_true", help="continue an interrupted experiment")
@@ -195,7 +209,7 @@ def parse_options(argv: Sequence[str]) -> Options:
         if required not in merged:
             raise AutohasError(f"--{required} is required (on the command line or in --config)")
     merged["algo"] = _as_algos(merged["algo"])
-    for name in ("space", "dataset", "benchmark", "storage", "name", "seed_mode", "mode", "evaluate", "data_dir", "select"):
+    for name in ("space", "dataset", "benchmark", "storage", "name", "seed_mode", "mode", "evaluate", "data_dir", "select", "address"):
         if merged.get(name) is not None and not isinstance(merged[name], str):
             raise AutohasError(f"option {name.replace('_', '-')} must be a single value, not {merged[name]!r}")
     if isinstance(merged.get("time_budget"), dict):  # a preset: one budget per dataset
@@ -206,7 +220,7 @@ def parse_options(argv: Sequence[str]) -> Options:
         merged["time_budget"] = budgets[dataset]
     try:
         options = Options(**merged)
-        for name in ("seed", "seeds", "num_samples", "concurrency", "epochs", "search_epochs", "search_batches", "retrain_epochs"):
+        for name in ("seed", "seeds", "num_samples", "concurrency", "epochs", "search_epochs", "search_batches", "retrain_epochs", "max_failures"):
             if getattr(options, name) is not None:
                 setattr(options, name, _whole(name, getattr(options, name)))
         for name in ("time_budget", "cpus_per_trial"):
@@ -255,7 +269,11 @@ def validate(options: Options) -> Options:
         _validate_tabular(options)
     if options.mode not in MODES:
         raise AutohasError(f"--mode must be one of {', '.join(MODES)}, not {options.mode!r}")
-    options.storage = os.path.abspath(options.storage)
+    if options.max_failures < 0:
+        raise AutohasError("--max-failures must be 0 (no retries) or more")
+    from autohas.storage import open_storage
+
+    options.storage = open_storage(options.storage).location  # a folder made absolute, or the URI
     options.name = options.name or f"{options.space}-{options.dataset}"
     if os.sep in options.name or options.name in ("", ".", ".."):
         raise AutohasError(f"--name must be a plain folder name, not {options.name!r}")
@@ -388,21 +406,32 @@ def _validate_training(options: Options) -> None:
 
 
 def _experiment_record(options: Options) -> dict:
-    return {f.name: getattr(options, f.name) for f in fields(Options) if f.name not in ("resume", "overwrite")}
+    from autohas.storage import redact
+
+    record = {f.name: getattr(options, f.name) for f in fields(Options) if f.name not in ("resume", "overwrite", "address")}
+    record["storage"] = redact(options.storage)  # a URI's query may hold credentials
+    return record
 
 
 def prepare_experiment(options: Options) -> str:
-    """Create (or check, on --resume) the experiment folder; it keeps its options in experiment.yaml."""
+    """Create (or check, on --resume) the experiment folder; it keeps its options in experiment.yaml.
+
+    With remote storage the folder is the local copy of the experiment, fetched from the storage first.
+    """
     import yaml
 
-    folder = os.path.join(options.storage, options.name)
+    from autohas.storage import open_storage
+
+    store = open_storage(options.storage)
+    store.pull(options.name)
+    folder = store.local_dir(options.name)
     saved_path = os.path.join(folder, EXPERIMENT_FILE)
     exists = os.path.isdir(folder) and bool(os.listdir(folder))
     ours = os.path.exists(saved_path) or os.path.exists(os.path.join(folder, RESULTS_FILE))
     if exists and not ours:
         raise AutohasError(f"{folder} exists and is not an autohas experiment: choose another --storage or --name")
     if exists and options.overwrite:
-        shutil.rmtree(folder)
+        store.delete(options.name)
         exists = False
     if exists and not options.resume:
         raise AutohasError(f"{folder} already holds an experiment: add --resume to continue it, --overwrite to replace it, or choose another --name")
@@ -421,6 +450,7 @@ def prepare_experiment(options: Options) -> str:
     except OSError as exc:
         raise AutohasError(f"cannot write the experiment folder {folder}: {exc.strerror}") from None
     _write_protocol(folder, options)
+    store.push(options.name)
     return folder
 
 
@@ -474,20 +504,30 @@ def _write_protocol(folder: str, options: Options) -> None:
         json.dump(protocol, handle, indent=1)
 
 
-def _start_ray() -> bool:
-    """Start a small local Ray unless this process is already connected; True if we started it."""
+def _start_ray(address: str | None = None) -> bool:
+    """Connect to the cluster at `address` (or $RAY_ADDRESS), else start a small local Ray,
+    unless this process is already connected; True if we connected."""
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
     os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
     import ray
 
     if ray.is_initialized():
         return False
-    ray.init(include_dashboard=False, log_to_driver=False, logging_level="ERROR")
+    address = address or os.environ.get("RAY_ADDRESS") or None
+    try:
+        if address:
+            ray.init(address=address, log_to_driver=False, logging_level="ERROR")
+        else:
+            ray.init(include_dashboard=False, log_to_driver=False, logging_level="ERROR")
+    except (ConnectionError, ValueError, RuntimeError) as exc:
+        where = f"the Ray cluster at {address}" if address else "a local Ray"
+        raise AutohasError(f"cannot connect to {where}: {str(exc).strip().splitlines()[0]}") from None
     return True
 
 
 def _specs(options: Options, folder: str) -> list:
     from autohas.runner import RunSpec, is_weight_sharing
+    from autohas.storage import is_uri
 
     return [
         RunSpec(
@@ -511,6 +551,8 @@ def _specs(options: Options, folder: str) -> list:
             search_epochs=options.search_epochs or 100,
             search_batches=options.search_batches,
             retrain_epochs=options.retrain_epochs,
+            storage_uri=options.storage if is_uri(options.storage) else None,
+            max_failures=options.max_failures,
         )
         for algo in options.algo
         for seed in range(options.seed, options.seed + options.seeds)
@@ -543,12 +585,15 @@ def run(options: Options) -> int:
     from autohas.report import write_report
     from autohas.runner import execute, execute_weight_sharing, trial_resources
     from autohas.simulate import simulate_experiment
+    from autohas.storage import open_storage
 
-    started = _start_ray()
+    store = open_storage(options.storage)
+    started = _start_ray(options.address)
     status = 0
+    folder = None
     try:
         # resources the cluster cannot give fail now, before the experiment folder exists
-        trial_resources(_specs(options, os.path.join(options.storage, options.name))[0])
+        trial_resources(_specs(options, store.local_dir(options.name))[0])
         folder = prepare_experiment(options)
         specs = _specs(options, folder)
         searches = [s for s in specs if s.weight_sharing]
@@ -560,6 +605,7 @@ def run(options: Options) -> int:
             for spec in specs_bb:
                 outcome = execute(spec, resume=options.resume)
                 outcomes.append(outcome)
+                store.push(options.name)
                 if not outcome.finished:
                     break
         if searches and all(o.finished for o in outcomes) and len(outcomes) == len(specs_bb):
@@ -570,18 +616,24 @@ def run(options: Options) -> int:
                 print(f"warning: {o.errored} trial(s) of {o.algo} seed {o.seed} failed: {o.error}", file=sys.stderr)
                 status = 1
         if status == 0 and (len(outcomes) < len(specs) or not all(o.finished for o in outcomes)):
-            print(f"interrupted: continue with the same command plus --resume ({folder})", file=sys.stderr)
+            print(f"interrupted: continue with the same command plus --resume ({store.describe(options.name)})", file=sys.stderr)
             return 130
     finally:
+        if folder is not None:  # what was done is in the storage, also after an interruption
+            store.push(options.name)
         if started:
             import ray
 
             ray.shutdown()
-    print(f"results: {os.path.join(folder, RESULTS_FILE)}")
+    print(f"results: {store.describe(options.name, RESULTS_FILE)}")
     try:
-        print(f"report: {write_report([folder])}")
+        report = write_report([folder])
+        store.push(options.name)
+        print(f"report: {store.describe(options.name, os.path.relpath(report, folder))}")
     except AutohasError as exc:  # e.g. no result fit in the budget
         print(f"report: not written ({exc})")
+    if store.remote:
+        print(f"local copy: {folder}")
     return status
 
 

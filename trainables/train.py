@@ -257,6 +257,9 @@ def train_trainable(config: dict, setup: TrainSetup) -> None:
     """The Ray Tune function trainable: trains, reporting each epoch with a checkpoint."""
     from ray import tune
 
+    from trainables.gpu_memory import out_of_memory_explained
+
     trial_id = tune.get_context().get_trial_id()
-    for result, training in train_results(setup, config, trial_id, state=restore_state()):
-        report_with_state(result, training.state())
+    with out_of_memory_explained():
+        for result, training in train_results(setup, config, trial_id, state=restore_state()):
+            report_with_state(result, training.state())

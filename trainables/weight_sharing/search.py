@@ -379,6 +379,9 @@ def weight_sharing_trainable(config: dict, setup: SearchSetup) -> None:
     from ray import tune
 
     setup = dataclasses.replace(setup, algo=config["run"]["algo"], seed=int(config["run"]["seed"]))
+    from trainables.gpu_memory import out_of_memory_explained
+
     trial_id = tune.get_context().get_trial_id()
-    for result, state in search_results(setup, trial_id, state=restore_state()):
-        report_with_state(result, state)
+    with out_of_memory_explained():
+        for result, state in search_results(setup, trial_id, state=restore_state()):
+            report_with_state(result, state)

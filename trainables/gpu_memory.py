@@ -1,0 +1,63 @@
+"""A trial that runs out of GPU memory fails with a message that says why and what to change.
+
+Ray's fractional GPUs (`--gpus-per-trial 0.25`) are a scheduling promise only: Ray sets
+CUDA_VISIBLE_DEVICES so that the trials packed on one GPU see it, and nothing limits how much
+of its memory each takes. When packed trials together need more than the GPU has, one of
+them raises torch's OutOfMemoryError. This turns it into an error that names the share and
+the remedies; Tune then retries the trial from its last checkpoint (`--max-failures`).
+"""
+from __future__ import annotations
+
+import contextlib
+from typing import Iterator
+
+import torch
+
+GIB = 2**30
+
+
+class GpuOutOfMemory(RuntimeError):
+    """A trial ran out of GPU memory (the message says how much it held and how to avoid it)."""
+
+
+def _assigned_gpu_share() -> float | None:
+    try:
+        import ray
+
+        return ray.get_runtime_context().get_assigned_resources().get("GPU")
+    except Exception:  # outside Ray
+        return None
+
+
+def describe_out_of_memory(share: float | None = None) -> str:
+    """One line: the GPU's memory, this trial's part of it, its GPU share, and the remedies."""
+    parts = ["out of GPU memory"]
+    if torch.cuda.is_available():
+        device = torch.cuda.current_device()
+        free, total = torch.cuda.mem_get_info(device)
+        held = torch.cuda.memory_reserved(device)
+        parts.append(
+            f"on GPU {device} (CUDA_VISIBLE_DEVICES index): this trial held {held / GIB:.1f} GiB of "
+            f"{total / GIB:.1f} GiB, {free / GIB:.1f} GiB free"
+        )
+    if share is not None and 0 < share < 1:
+        parts.append(
+            f"--gpus-per-trial {share:g} lets {int(1 / share + 1e-9)} trials share one GPU and Ray does not "
+            "divide its memory: raise --gpus-per-trial or lower --concurrency"
+        )
+    else:
+        parts.append("use a smaller batch or a larger GPU")
+    parts.append("Tune retries the trial from its last checkpoint (--max-failures)")
+    return "; ".join(parts)
+
+
+@contextlib.contextmanager
+def out_of_memory_explained() -> Iterator[None]:
+    """Re-raise torch's OutOfMemoryError as GpuOutOfMemory with `describe_out_of_memory`'s message."""
+    try:
+        yield
+    except torch.OutOfMemoryError as exc:
+        message = describe_out_of_memory(_assigned_gpu_share())
+        if torch.cuda.is_available():
+            torch.cuda.empty_cache()  # the retry may land on this GPU again
+        raise GpuOutOfMemory(message) from exc
