@@ -44,6 +44,7 @@ def acc200(table_path):
         (["--algo", "rea", "--space", "nats-tss", "--seed", "-1"], "seeds must lie in 0 .. 2**32-1"),
         (["--algo", "rea", "--space", "nats-tss", "--time-budget", "inf"], "--time-budget must be a positive number"),
         (["--algo", "rea", "--space", "nats-tss", "--bogus"], "unrecognized arguments: --bogus"),
+        (["--algo", "random", "--space", "nats-sss", "--max-failures", "-1"], "--max-failures must be 0 (no retries) or more"),
     ],
 )
 def test_bad_input_is_one_line_and_exit_2(args, message):

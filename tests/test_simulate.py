@@ -70,9 +70,16 @@ def test_simulate_experiment_writes_each_run_once_and_resumes(ray_session, table
     assert all(o.finished and o.trials > 5 for o in outcomes)
     first = records(specs[0].results_path)
     assert {(r["algo"], r["seed"]) for r in first} == {("random", 0), ("random", 1), ("rea", 0), ("rea", 1)}
-    # a run that was not marked finished is simulated again, its partial records replaced
+    # a run that was not marked finished is simulated again, its partial records replaced;
+    # finished runs are not recomputed (their run.json, which adds up attempts' wall time, stays)
+    def walls():
+        return [json.loads(open(os.path.join(s.run_dir, "run.json")).read())["wall_seconds"] for s in specs]
+
+    before = walls()
     os.remove(os.path.join(specs[3].run_dir, "search-finished"))
     simulate_experiment(specs, resume=True)
+    after = walls()
+    assert after[:3] == before[:3] and after[3] > before[3]
     second = records(specs[0].results_path)
     def stable(recs):  # all but the measured wall time
         return sorted(json.dumps({k: v for k, v in r.items() if k != "wall_seconds"}) for r in recs)

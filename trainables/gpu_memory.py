@@ -21,12 +21,12 @@ class GpuOutOfMemory(RuntimeError):
 
 
 def _assigned_gpu_share() -> float | None:
-    try:
-        import ray
+    """This trial's GPU share, or None outside a Ray worker (asking would start a Ray)."""
+    import ray
 
-        return ray.get_runtime_context().get_assigned_resources().get("GPU")
-    except Exception:  # outside Ray
+    if not ray.is_initialized():
         return None
+    return ray.get_runtime_context().get_assigned_resources().get("GPU")
 
 
 def describe_out_of_memory(share: float | None = None) -> str:
