@@ -31,10 +31,18 @@ ENV = {
 }
 
 
+_TAKEN: set[int] = set()
+
+
 def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    """A port free now and not handed out before by this process (Ray binds it a bit later)."""
+    while True:
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        if port not in _TAKEN:
+            _TAKEN.add(port)
+            return port
 
 
 def client_env() -> dict:
@@ -117,16 +125,19 @@ class LoopbackCluster:
                                                       raise_on_missing_output=False)}
 
     def kill(self, name: str) -> None:
-        """Lose a node the hard way: SIGKILL its whole process group (raylet, agents, workers)."""
+        """Lose a node the hard way: SIGKILL all its processes at once (raylet, agents and the
+        workers running its trials, which are the raylet's children in their own sessions)."""
         process, _ = self.nodes[name]
-        try:
-            os.killpg(process.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
+        for pid in [process.pid, *_descendants(process.pid)]:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
         process.wait()
 
     def stop(self) -> None:
         """SIGTERM each node's `ray start --block` (it drains its node), then kill what is left."""
+        below = [pid for process, _ in self.nodes.values() for pid in _descendants(process.pid)]
         for process, _ in self.nodes.values():
             if process.poll() is None:
                 process.send_signal(signal.SIGTERM)
@@ -142,12 +153,30 @@ class LoopbackCluster:
             except ProcessLookupError:
                 pass
             process.wait()
-        for name, (_, temp) in self.nodes.items():  # workers that left the process group
-            for pid in _pids_mentioning(temp):
-                try:
-                    os.kill(pid, signal.SIGKILL)
-                except ProcessLookupError:
-                    pass
+        leftovers = below + [pid for _, temp in self.nodes.values() for pid in _pids_mentioning(temp)]
+        for pid in leftovers:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+
+
+def _descendants(root: int) -> list[int]:
+    """All processes below `root` in the process tree (read from /proc)."""
+    children: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                parent = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            except (OSError, IndexError, ValueError):
+                continue
+            children.setdefault(parent, []).append(int(entry.name))
+    found, todo = [], [root]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            found.append(child)
+            todo.append(child)
+    return found
 
 
 def _pids_mentioning(text: str) -> list[int]:
