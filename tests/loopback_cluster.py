@@ -137,7 +137,7 @@ class LoopbackCluster:
 
     def stop(self) -> None:
         """SIGTERM each node's `ray start --block` (it drains its node), then kill what is left."""
-        below = [pid for process, _ in self.nodes.values() for pid in _descendants(process.pid)]
+        below = [(pid, _start_time(pid)) for process, _ in self.nodes.values() for pid in _descendants(process.pid)]
         for process, _ in self.nodes.values():
             if process.poll() is None:
                 process.send_signal(signal.SIGTERM)
@@ -153,12 +153,25 @@ class LoopbackCluster:
             except ProcessLookupError:
                 pass
             process.wait()
-        leftovers = below + [pid for _, temp in self.nodes.values() for pid in _pids_mentioning(temp)]
-        for pid in leftovers:
+        for pid, started in below:  # a pid whose start time changed is someone else's now
+            if _start_time(pid) == started:
+                try:
+                    os.kill(pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+        for pid in [pid for _, temp in self.nodes.values() for pid in _pids_mentioning(temp)]:
             try:
                 os.kill(pid, signal.SIGKILL)
             except ProcessLookupError:
                 pass
+
+
+def _start_time(pid: int) -> int | None:
+    """The process's start time in clock ticks since boot (None when it is gone)."""
+    try:
+        return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[19])
+    except (OSError, IndexError, ValueError):
+        return None
 
 
 def _descendants(root: int) -> list[int]:
