@@ -121,8 +121,9 @@ class LoopbackCluster:
         """pid -> Ray node id of every actor the cluster has run (dead ones included)."""
         from ray.util.state import list_actors
 
-        return {a.pid: a.node_id for a in list_actors(address=self.dashboard, detail=True, limit=10000,
-                                                      raise_on_missing_output=False)}
+        actors = list_actors(address=self.dashboard, detail=True, limit=10000, raise_on_missing_output=False)
+        # pids are reused on a busy machine: an actor of a later job (ids grow) wins over an old one
+        return {a.pid: a.node_id for a in sorted(actors, key=lambda a: a.job_id)}
 
     def kill(self, name: str) -> None:
         """Lose a node the hard way: SIGKILL all its processes at once (raylet, agents and the

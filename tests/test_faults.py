@@ -18,7 +18,8 @@ def test_the_message_names_the_share_and_the_remedies():
     assert "--gpus-per-trial" not in alone and "smaller batch" in alone
 
 
-def test_only_out_of_memory_is_translated():
+def test_only_out_of_memory_is_translated(ray_session):
+    # in a driver connected to Ray (as here) there is no GPU share to name, and asking must not fail
     with pytest.raises(GpuOutOfMemory) as caught:
         with out_of_memory_explained():
             raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")

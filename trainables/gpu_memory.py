@@ -21,12 +21,14 @@ class GpuOutOfMemory(RuntimeError):
 
 
 def _assigned_gpu_share() -> float | None:
-    """This trial's GPU share, or None outside a Ray worker (asking would start a Ray)."""
+    """This trial's GPU share, or None outside a Ray worker (asking there would start a Ray, or
+    fail in a driver)."""
     import ray
 
-    if not ray.is_initialized():
+    context = ray.get_runtime_context() if ray.is_initialized() else None
+    if context is None or context.worker.mode != ray.WORKER_MODE:
         return None
-    return ray.get_runtime_context().get_assigned_resources().get("GPU")
+    return context.get_assigned_resources().get("GPU")
 
 
 def describe_out_of_memory(share: float | None = None) -> str:
