@@ -76,15 +76,12 @@ class Storage:
         self.remote = is_uri(location)
         self.location = location if self.remote else os.path.abspath(location.removeprefix("file://"))
         self.local_root = _mirror_root(location) if self.remote else self.location
+        self._pushed: dict[str, tuple[int, int]] = {}  # uploaded file -> (mtime, size) it had
         if self.remote:
             self.fs, self.base = filesystem(location)
 
     def local_dir(self, name: str) -> str:
         return os.path.join(self.local_root, name)
-
-    def tune_dir(self, name: str) -> str:
-        """Tune's storage_path for experiment `name`: its local folder, or its URI."""
-        return join(self.location, name) if self.remote else self.local_dir(name)
 
     def describe(self, name: str, *parts: str) -> str:
         """Where a user finds a file of the experiment (the URI, without its query, for remote storage)."""
@@ -127,7 +124,7 @@ class Storage:
         import pyarrow.fs
 
         local = self.local_dir(name)
-        pushed = getattr(self, "_pushed", {})
+        pushed = self._pushed
         for folder, _, files in os.walk(local):
             for file in files:
                 path = os.path.join(folder, file)
@@ -151,11 +148,6 @@ class Storage:
             if self.fs.get_file_info(self._remote(name)).type != pyarrow.fs.FileType.NotFound:
                 self.fs.delete_dir(self._remote(name))
             self._pushed = {}
-
-    def __getstate__(self) -> dict:  # pyarrow filesystems pickle; the push bookkeeping is per process
-        state = dict(self.__dict__)
-        state.pop("_pushed", None)
-        return state
 
 
 _OPEN: dict[str, Storage] = {}
