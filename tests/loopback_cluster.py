@@ -23,11 +23,12 @@ ENV = {
     "RAY_AUTH_MODE": "disabled",
     "RAY_USAGE_STATS_ENABLED": "0",
     "RAY_AIR_NEW_OUTPUT": "0",
-    # a lost node is declared dead after ~3 missed 1 s health checks, not Ray's default ~30 s
+    # a killed node refuses the head's health checks at once and is declared dead after 5 of
+    # them (~5 s, not Ray's default ~30 s); a live node on a loaded machine has 5 s to answer
     "RAY_health_check_initial_delay_ms": "1000",
     "RAY_health_check_period_ms": "1000",
-    "RAY_health_check_timeout_ms": "1000",
-    "RAY_health_check_failure_threshold": "3",
+    "RAY_health_check_timeout_ms": "5000",
+    "RAY_health_check_failure_threshold": "5",
 }
 
 
@@ -94,6 +95,13 @@ class LoopbackCluster:
 
     def alive_nodes(self) -> list:
         return [n for n in self.all_nodes() if n.state == "ALIVE"]
+
+    def describe(self) -> str:
+        """Each node's state as the head sees it and whether its `ray start` still runs (for failures)."""
+        states = {self.node_ids().get(n.node_id, "?"): n.state for n in self.all_nodes()}
+        return ", ".join(f"{name}: {states.get(name, 'unknown')}, ray start "
+                         f"{'running' if process.poll() is None else f'exited {process.returncode}'}"
+                         for name, (process, _) in self.nodes.items())
 
     def wait_for_nodes(self, count: int, timeout: float = 90.0) -> None:
         deadline = time.time() + timeout
