@@ -48,6 +48,7 @@ class RunSpec:
     search_epochs: int = 100  # weight sharing: epochs of the search
     search_batches: int | None = None  # weight sharing: steps per epoch (None: a pass over the training split)
     retrain_epochs: int | None = None  # weight sharing: re-training epochs after the search (None: the method's default)
+    warmup_ratio: float = 0.0  # nats-sss weight sharing: the fraction of search epochs training the widest network alone
     storage_uri: str | None = None  # remote storage (s3://...) holding the experiment; None: experiment_dir itself
     max_failures: int = 0  # times Tune retries a failed trial from its last checkpoint
 
@@ -377,7 +378,10 @@ def search_setup(spec: RunSpec, resources: dict):
         seed=spec.seed,
         select=spec.select,
         benchmark=spec.benchmark or None,
-        recipe=SearchRecipe(epochs=spec.search_epochs, steps_per_epoch=spec.search_batches, retrain_epochs=spec.retrain_epochs),
+        recipe=SearchRecipe(
+            epochs=spec.search_epochs, steps_per_epoch=spec.search_batches, retrain_epochs=spec.retrain_epochs,
+            warmup_ratio=spec.warmup_ratio,
+        ),
         threads=max(1, int(resources["cpu"])),
         gpu=resources.get("gpu", 0) > 0,
         cache_dir=os.environ.get("AUTOHAS_DATA_CACHE"),
@@ -469,7 +473,7 @@ def execute_weight_sharing(specs: list[RunSpec], resume: bool = False) -> list[R
         record_run(spec, mode="tune", wall_seconds=wall)
         error = errors.get((spec.algo, spec.seed))
         done = records_by_run(spec.results_path).get((spec.algo, spec.seed), [])
-        if error is None and done and int(done[-1]["epoch"]) >= spec.search_epochs + retrain_epochs_for(spec.algo, spec.retrain_epochs):
+        if error is None and done and int(done[-1]["epoch"]) >= spec.search_epochs + retrain_epochs_for(spec.algo, spec.retrain_epochs, bool(spec.benchmark)):
             with open(os.path.join(spec.run_dir, FINISHED_MARKER), "w"):
                 pass
         outcomes.append(summarise(spec, errored=int(error is not None), error=error))

@@ -30,6 +30,7 @@ TRAIN_TIME_BUDGETS = {"digits": 90}
 FIXED_ON_RESUME = (
     "space", "dataset", "benchmark", "time_budget", "num_samples", "concurrency", "seed_mode",
     "evaluate", "data_dir", "epochs", "cpus_per_trial", "gpus_per_trial", "select", "search_epochs", "search_batches", "retrain_epochs",
+    "warmup_ratio",
 )
 MODES = ("simulate", "tune")
 EVALUATIONS = ("tabular", "train")
@@ -58,7 +59,8 @@ class Options:
     select: str | None = None  # weight sharing: selection criterion (None: each method's default)
     search_epochs: int | None = None  # weight sharing: None = 100 (NATS-Bench)
     search_batches: int | None = None  # weight sharing: steps per epoch; None = one pass over the training split
-    retrain_epochs: int | None = None  # weight sharing: re-train the final architecture (None: 12 for AutoHAS, else 0)
+    retrain_epochs: int | None = None  # weight sharing: re-train the final architecture (None: each method's default)
+    warmup_ratio: float | None = None  # nats-sss weight sharing: fraction of epochs training the widest network alone (None: 0)
     max_failures: int = 2  # retries of a failed trial (lost node, out of memory), from its last checkpoint
     address: str | None = None  # a running Ray cluster; None: $RAY_ADDRESS, else a local Ray
     resume: bool = False
@@ -116,7 +118,14 @@ def build_parser() -> argparse.ArgumentParser:
         "--retrain-epochs",
         type=int,
         help="weight sharing: re-train each final architecture from scratch for this many epochs with H0 "
-        "(and AutoHAS' derived hyperparameters); default 12 for autohas and autohas-hp, 0 (none) for the others",
+        "(and AutoHAS' derived hyperparameters); default 12 for autohas and autohas-hp, and for tas, mask-gumbel "
+        "and mask-sample without a benchmark; 0 (none) for the others",
+    )
+    p.add_argument(
+        "--warmup-ratio",
+        type=float,
+        help="nats-sss weight sharing: the first fraction of the search epochs trains the widest network alone "
+        "(shared weights only; NATS-Bench's warm-up); default 0",
     )
     p.add_argument("--cpus-per-trial", type=float, help="CPUs each trial reserves (default: the machine's, shared by --concurrency)")
     p.add_argument("--gpus-per-trial", type=float, help="GPUs each trial reserves, e.g. 0.25 packs four trials on one GPU")
@@ -223,7 +232,7 @@ def parse_options(argv: Sequence[str]) -> Options:
         for name in ("seed", "seeds", "num_samples", "concurrency", "epochs", "search_epochs", "search_batches", "retrain_epochs", "max_failures"):
             if getattr(options, name) is not None:
                 setattr(options, name, _whole(name, getattr(options, name)))
-        for name in ("time_budget", "cpus_per_trial"):
+        for name in ("time_budget", "cpus_per_trial", "warmup_ratio"):
             if getattr(options, name) is not None:
                 setattr(options, name, float(getattr(options, name)))
         options.gpus_per_trial = float(options.gpus_per_trial)
@@ -302,18 +311,23 @@ def _weight_sharing_algos(options: Options) -> list[str]:
 
 
 def _validate_weight_sharing(options: Options) -> None:
-    """Weight-sharing methods: nats-tss, a selection each of them can use, at least one epoch."""
+    """Weight-sharing methods: the space each of them searches, a selection each can use, at least one epoch."""
     methods = _weight_sharing_algos(options)
     if not methods:
-        for name in ("select", "search_epochs", "search_batches", "retrain_epochs"):
+        for name in ("select", "search_epochs", "search_batches", "retrain_epochs", "warmup_ratio"):
             if getattr(options, name) is not None:
                 raise AutohasError(f"--{name.replace('_', '-')} is for weight-sharing methods ({', '.join(_method_names())})")
         return
-    from trainables.weight_sharing import HAS_METHODS
+    from trainables.weight_sharing import HAS_METHODS, SIZE_METHODS
     from trainables.weight_sharing.search import check_method
 
-    if options.space not in ("nats-tss", HAS):
-        raise AutohasError(f"weight-sharing methods ({', '.join(methods)}) search nats-tss or {HAS}, not {options.space}")
+    size, topology = [a for a in methods if a in SIZE_METHODS], [a for a in methods if a not in SIZE_METHODS]
+    if options.space == "nats-sss" and topology:
+        raise AutohasError(f"{', '.join(topology)} search nats-tss or {HAS}; on nats-sss use {', '.join(SIZE_METHODS)}")
+    if options.space != "nats-sss" and size:
+        raise AutohasError(f"{', '.join(size)} search nats-sss widths, not {options.space}")
+    if options.warmup_ratio is not None and not (size and 0 <= options.warmup_ratio < 1):
+        raise AutohasError(f"--warmup-ratio is a fraction in [0, 1) of the search epochs of {', '.join(SIZE_METHODS)}")
     if options.space == HAS and len(methods) < len(options.algo):
         others = ", ".join(a for a in options.algo if a not in methods)
         raise AutohasError(f"the {HAS} space is for weight-sharing methods; {others} search nats-tss or nats-sss")
@@ -323,7 +337,7 @@ def _validate_weight_sharing(options: Options) -> None:
 
     for algo in methods:
         try:
-            check_method(algo, options.select)
+            check_method(algo, options.select, options.space)
         except ValueError as exc:
             raise AutohasError(str(exc)) from None
     options.search_epochs = 100 if options.search_epochs is None else options.search_epochs
@@ -491,7 +505,8 @@ def _write_protocol(folder: str, options: Options) -> None:
 
         looked_up = options.evaluate == "tabular"
         protocol["weight_sharing"] = describe_searches(
-            methods, options.dataset, options.search_epochs, options.select, looked_up, options.retrain_epochs
+            methods, options.dataset, options.search_epochs, options.select, looked_up, options.retrain_epochs,
+            options.space, options.warmup_ratio or 0.0,
         )
         if not _searches_black_box(options):  # the experiment's numbers are the searches' alone
             protocol.update(
@@ -551,6 +566,7 @@ def _specs(options: Options, folder: str) -> list:
             search_epochs=options.search_epochs or 100,
             search_batches=options.search_batches,
             retrain_epochs=options.retrain_epochs,
+            warmup_ratio=options.warmup_ratio or 0.0,
             storage_uri=options.storage if is_uri(options.storage) else None,
             max_failures=options.max_failures,
         )

@@ -18,6 +18,12 @@ from the protocol.
 With `--retrain-epochs E` (default: 12 for autohas / autohas-hp, none for the others) the final
 architecture is then re-trained from scratch with H0 (AutoHAS: its derived learning-rate schedule
 and weight decay) and the last lines are the re-trained network's measured test accuracy.
+
+The size-space methods (tas, mask-gumbel, mask-sample) search nats-sss widths; with
+`--sss-benchmark` (an official NATS-sss folder) their derived widths are looked up, else they
+are re-trained (default 12 epochs) and the per-epoch accuracy is the supernet's on the test split.
+
+    python benchmarks/weight_sharing.py --runs tas,mask-gumbel,mask-sample --epochs 100 [--warmup-ratio 0.25]
 """
 from __future__ import annotations
 
@@ -43,12 +49,15 @@ def main() -> None:
     p.add_argument("--steps", type=int, default=None, help="search steps per epoch (default: a pass over 25k images)")
     p.add_argument("--eval-batches", type=int, default=None, help="validation batches of 512 per epoch (default: all)")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--retrain-epochs", type=int, default=None, help="re-train the final architecture (default: 12 for autohas)")
+    p.add_argument("--retrain-epochs", type=int, default=None,
+                   help="re-train the final architecture (default: 12 for autohas, and for sss methods without --sss-benchmark)")
+    p.add_argument("--sss-benchmark", default=None, help="an official NATS-sss folder to look the sss methods' widths up in")
+    p.add_argument("--warmup-ratio", type=float, default=0.0, help="sss methods: the fraction of epochs training the widest network alone")
     args = p.parse_args()
 
     import torch
 
-    from trainables.weight_sharing import HAS_METHODS
+    from trainables.weight_sharing import HAS_METHODS, SIZE_METHODS
     from trainables.weight_sharing.search import SearchRecipe, SearchSetup, search_results
 
     table = require(args.benchmark)
@@ -62,23 +71,26 @@ def main() -> None:
     for run in args.runs.split(","):
         algo, _, select = run.partition(":")
         recipe = SearchRecipe(epochs=args.epochs, steps_per_epoch=args.steps, eval_batches=args.eval_batches,
-                              retrain_epochs=args.retrain_epochs)
-        setup = SearchSetup("has" if algo in HAS_METHODS else "nats-tss", "cifar10", args.data_dir, algo, args.seed, select=select or None,
-                            benchmark=table, recipe=recipe, threads=os.cpu_count() or 1, gpu=gpu)
+                              retrain_epochs=args.retrain_epochs, warmup_ratio=args.warmup_ratio if algo in SIZE_METHODS else 0.0)
+        space = "has" if algo in HAS_METHODS else "nats-sss" if algo in SIZE_METHODS else "nats-tss"
+        bench = (args.sss_benchmark and require(args.sss_benchmark)) if space == "nats-sss" else table
+        setup = SearchSetup(space, "cifar10", args.data_dir, algo, args.seed, select=select or None,
+                            benchmark=bench, recipe=recipe, threads=os.cpu_count() or 1, gpu=gpu)
         last = None
         before = 0.0
         searched = None
         for result, _ in search_results(setup, run):
             retrained = "retrain_epochs" in result["hparams"]
             searched = searched if retrained else result
-            what = "re-trained: test" if retrained else "acc200"
+            what = "re-trained: test" if retrained else "acc200" if bench else "supernet test"
             print(f"{run} epoch {result['epoch']:3d}: {result['arch']} {what} {result['test_acc']:.2f} "
                   f"valid {result['valid_acc']:.2f} epoch {result['trial_sim_seconds'] - before:.1f} s "
                   f"cost {result['trial_sim_seconds']:.0f} s {result['hparams'] or ''}", flush=True)
             before = result["trial_sim_seconds"]
             last = result
         summary.append((run, searched, last if last is not searched else None))
-    print("\nrun | derived architecture | acc200 (table) | re-trained test acc | published | search cost | total cost")
+    print("\nrun | derived architecture | acc200 (table; sss without a benchmark: supernet test) | re-trained test acc | "
+          "published | search cost | total cost")
     for run, searched, retrained in summary:
         again = f"{retrained['test_acc']:.2f} ({retrained['hparams']['retrain_epochs']} epochs)" if retrained else "-"
         total = retrained or searched

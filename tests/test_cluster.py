@@ -8,7 +8,6 @@ folders) and what the cluster ran (Ray's state API).
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
 import sys

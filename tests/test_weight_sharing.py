@@ -28,7 +28,7 @@ def digits(tmp_path_factory):
 
 def make(digits, algo, select=None, recipe=TINY, seed=0):
     torch.set_num_threads(1)
-    return SupernetSearch(SearchSetup("nats-tss", "digits", None, algo, seed, select=select, recipe=recipe), splits=digits)
+    return SupernetSearch(SearchSetup(METHODS[algo].space, "digits", None, algo, seed, select=select, recipe=recipe), splits=digits)
 
 
 def test_registries_match_the_names_the_cli_lists():

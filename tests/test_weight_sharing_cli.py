@@ -7,6 +7,7 @@ import time
 
 import pytest
 
+from autohas.spaces import get_space
 from autohas.tune import main
 from tests.conftest import ROOT
 from tests.test_cli import PY, acc200, cli, records  # noqa: F401 (acc200 is a fixture)
@@ -27,6 +28,11 @@ QUICK = ["--space", "nats-tss", "--search-epochs", "2", "--search-batches", "2"]
         (["--algo", "autohas"], "autohas search hyperparameters too: use --space has"),
         (["--algo", "rea", "--retrain-epochs", "2"], "--retrain-epochs is for weight-sharing methods"),
         (["--algo", "rea,autohas", "--space", "has"], "the has space is for weight-sharing methods; rea search"),
+        (["--algo", "gdas", "--space", "nats-sss"], "gdas search nats-tss or has; on nats-sss use tas, mask-gumbel, mask-sample"),
+        (["--algo", "rea,tas,mask-sample"], "tas, mask-sample search nats-sss widths, not nats-tss"),
+        (["--algo", "gdas", "--warmup-ratio", "0.2"], "--warmup-ratio is a fraction in [0, 1) of the search epochs of tas"),
+        (["--algo", "tas", "--space", "nats-sss", "--warmup-ratio", "1"], "--warmup-ratio is a fraction in [0, 1)"),
+        (["--algo", "rea", "--warmup-ratio", "0.2"], "--warmup-ratio is for weight-sharing methods"),
         (["--algo", "lease", "--space", "has", "--retrain-epochs", "-1"], "--retrain-epochs must be 0 (no re-training) or more"),
     ],
 )
@@ -36,11 +42,6 @@ def test_bad_weight_sharing_options_are_one_line_errors(args, message, tmp_path)
     assert done.returncode == 2
     assert message in done.stderr and "Traceback" not in done.stderr
     assert len(done.stderr.strip().splitlines()) == 1
-
-
-def test_weight_sharing_needs_nats_tss(tmp_path):
-    done = cli("--algo", "gdas", "--space", "nats-sss", "--storage", str(tmp_path))
-    assert done.returncode == 2 and "search nats-tss or has, not nats-sss" in done.stderr
 
 
 def test_gdas_and_darts_search_as_tune_trials_into_one_report(ray_session, data_cache, tmp_path, capsys):
@@ -65,6 +66,26 @@ def test_gdas_and_darts_search_as_tune_trials_into_one_report(ray_session, data_
     assert main(argv + ["--resume"]) == 0
     assert records(tmp_path / "ws" / "results.jsonl") == rows
     assert main(["--algo", "gdas,darts-v1,setn", *QUICK, "--select", "ostr", "--storage", str(tmp_path), "--name", "ws", "--resume"]) == 2
+
+
+def test_size_methods_search_nats_sss_into_one_report(ray_session, data_cache, tmp_path, capsys):
+    """tas, mask-gumbel and mask-sample through the CLI: every epoch's derived widths, then (no
+    benchmark) the final widths re-trained from scratch; one report with all three."""
+    argv = ["--algo", "tas,mask-gumbel,mask-sample", "--space", "nats-sss", "--search-epochs", "2", "--search-batches", "2",
+            "--retrain-epochs", "1", "--warmup-ratio", "0.5", "--storage", str(tmp_path), "--name", "sss"]
+    assert main(argv) == 0
+    rows = records(tmp_path / "sss" / "results.jsonl")
+    space = get_space("nats-sss")
+    for algo in ("tas", "mask-gumbel", "mask-sample"):
+        mine = [r for r in rows if r["algo"] == algo]
+        assert [r["epoch"] for r in mine] == [1, 2, 3] and all(r["space"] == "nats-sss" for r in mine)
+        assert all(space.arch_to_index(r["arch"]) == r["arch_index"] for r in mine)
+        assert mine[-1]["arch"] == mine[-2]["arch"] and mine[-1]["hparams"] == {"retrain_epochs": 1}
+    protocol = json.loads((tmp_path / "sss" / "protocol.json").read_text())
+    assert "nats-sss supernet" in protocol["weight_sharing"] and "the first 0.5 of them training the widest" in protocol["weight_sharing"]
+    report = (tmp_path / "sss" / "report" / "report.md").read_text()
+    assert all(f"| {algo} |" in report for algo in ("tas", "mask-gumbel", "mask-sample"))
+    assert main(argv + ["--resume"]) == 0 and records(tmp_path / "sss" / "results.jsonl") == rows
 
 
 def test_searches_beside_black_box_searchers_with_benchmark_lookup(ray_session, table_path, acc200, data_cache, tmp_path):

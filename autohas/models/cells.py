@@ -17,13 +17,13 @@ class InferCell(nn.Module):
     input and output widths differ, and only the first hop may change it.
     """
 
-    def __init__(self, ops: Sequence[str], c_in: int, c_out: int, stride: int = 1) -> None:
+    def __init__(self, ops: Sequence[str], c_in: int, c_out: int, stride: int = 1, affine: bool = True) -> None:
         super().__init__()
         if len(ops) != len(EDGES):
             raise ValueError(f"a cell needs {len(EDGES)} edge operations, got {len(ops)}")
         self.edges = EDGES
         self.layers = nn.ModuleList(
-            OPS[op](c_in, c_out, stride) if src == 0 else OPS[op](c_out, c_out, 1)
+            OPS[op](c_in, c_out, stride, affine) if src == 0 else OPS[op](c_out, c_out, 1, affine)
             for op, (_, src) in zip(ops, EDGES)
         )
         self.num_nodes = 1 + max(dst for dst, _ in EDGES)

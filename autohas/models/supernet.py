@@ -76,6 +76,8 @@ class TssSupernet(nn.Module):
     Defaults are the benchmark's (C = 16, 5 cells per stage); tests shrink both.
     """
 
+    space = "nats-tss"
+
     def __init__(self, num_classes: int, channels: int = TSS_STAGE_CHANNELS[0], cells_per_stage: int = TSS_CELLS_PER_STAGE):
         super().__init__()
         widths = [channels, 2 * channels, 4 * channels]
@@ -95,6 +97,13 @@ class TssSupernet(nn.Module):
     def shape(self) -> tuple[int, int]:
         """(edges, operations): the shape of the architecture matrix."""
         return len(EDGES), len(OPERATIONS)
+
+    @staticmethod
+    def arch(indices: Sequence[int]) -> str:
+        """The official nats-tss string of an op index per edge."""
+        from autohas.spaces import get_space
+
+        return get_space("nats-tss").encode(tuple(OPERATIONS[int(i)] for i in indices))
 
     def forward(
         self, x: torch.Tensor, weights: torch.Tensor | None = None, indices: Sequence[int] | None = None

@@ -40,6 +40,7 @@ class Method:
     name = ""
     default_selection = "alpha"
     uses_alpha = True  # whether alpha is the method's architecture (rsps and enas have none)
+    space = "nats-tss"  # the architecture space its supernet searches (size_methods.py: nats-sss)
 
     def __init__(self, search: "SupernetSearch") -> None:
         self.search = search

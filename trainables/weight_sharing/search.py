@@ -1,8 +1,8 @@
 """The one weight-sharing search loop, and its Ray Tune trainable.
 
-A search = a nats-tss supernet, architecture parameters alpha (edges x ops), a method
-(how a step updates weights and architecture) and a selection criterion (how the
-discrete architecture is derived). Data, optimisers, schedules, checkpoints and
+A search = a supernet (nats-tss: alpha is edges x ops; nats-sss: layers x widths),
+architecture parameters alpha, a method (how a step updates weights and architecture)
+and a selection criterion (how the discrete architecture is derived). Data, optimisers, schedules, checkpoints and
 reporting are here, once, for every method.
 
 Every epoch the trainable derives the architecture it would return now and reports it
@@ -10,7 +10,9 @@ in the common schema: `valid_acc` is that architecture's accuracy inside the sup
 on the validation split (the method's own signal); `test_acc` is the benchmark's
 200-epoch test accuracy of the architecture when a benchmark is given (as NATS-Bench
 reports weight-sharing results), else its accuracy inside the supernet on the test split.
-`trial_sim_seconds` is the measured search cost (steps, derivation, validation).
+`trial_sim_seconds` is the measured search cost (steps, derivation, validation). Without
+a benchmark, a method's final architecture can be re-trained from scratch (H0): AutoHAS
+and the size-space methods do by default, and the re-trained accuracies are the last results.
 """
 from __future__ import annotations
 
@@ -28,7 +30,7 @@ import torch.nn.functional as F
 from autohas import schema
 from trainables.train import cached_splits, report_with_state, restore_state
 from autohas.spaces.has import arch_space
-from trainables.weight_sharing import retrain_epochs_for
+from trainables.weight_sharing import HAS_METHODS, retrain_epochs_for
 from trainables.weight_sharing.registry import METHODS
 from trainables.weight_sharing.selection import SELECTIONS
 
@@ -65,6 +67,8 @@ class SearchRecipe:
     arch_every: int = 5  # SANAS / LeaSE: the architecture's step every 5 batches
     autohas_lr: float = 0.002  # AutoHAS: Adam on the architecture and hyperparameter logits
     autohas_tau: float = 10.0  # AutoHAS: fixed Gumbel-softmax temperature
+    warmup_ratio: float = 0.0  # nats-sss: the first fraction of epochs trains the widest network alone
+    rl_baseline_decay: float = 0.95  # mask-sample: the REINFORCE baseline's moving average
     retrain_epochs: int | None = None  # re-train the final architecture with H0 for this many epochs (None: per method)
 
 
@@ -90,11 +94,12 @@ class SearchSetup:
 
     @property
     def retrain_epochs(self) -> int:
-        return retrain_epochs_for(self.algo, self.recipe.retrain_epochs)
+        return retrain_epochs_for(self.algo, self.recipe.retrain_epochs, bool(self.benchmark))
 
 
 def describe_searches(
-    methods: list[str], dataset: str, epochs: int, select: str | None, looked_up: bool, retrain_epochs: int | None = None
+    methods: list[str], dataset: str, epochs: int, select: str | None, looked_up: bool, retrain_epochs: int | None = None,
+    space: str = "nats-tss", warmup_ratio: float = 0.0,
 ) -> str:
     """The protocol of weight-sharing runs, as the report states it."""
     r = SearchRecipe()
@@ -104,17 +109,18 @@ def describe_searches(
         if looked_up
         else "the derived architecture's accuracy inside the supernet on the test split (no benchmark given)"
     )
-    retrained = [(m, retrain_epochs_for(m, retrain_epochs)) for m in methods]
+    retrained = [(m, retrain_epochs_for(m, retrain_epochs, looked_up)) for m in methods]
     retrained = [f"{m} {e}" for m, e in retrained if e > 0]
+    derived_hparams = " (AutoHAS: with its derived learning-rate schedule and weight decay)" if set(methods) & set(HAS_METHODS) else ""
     retraining = (
-        f"; then the final architecture is re-trained from scratch with H0 (AutoHAS: its derived learning-rate "
-        f"schedule and weight decay) for the epochs given ({', '.join(retrained)}), and the last results are the "
-        "re-trained network's measured validation and test accuracy"
+        f"; then the final architecture is re-trained from scratch with H0{derived_hparams} for the epochs given "
+        f"({', '.join(retrained)}), and the last results are the re-trained network's measured validation and test accuracy"
         if retrained
         else ""
     )
+    warmup = f", the first {warmup_ratio:g} of them training the widest network alone" if warmup_ratio > 0 else ""
     return (
-        f"{', '.join(methods)} search a nats-tss supernet on {dataset} for {epochs} epochs (batch {r.batch_size}, "
+        f"{', '.join(methods)} search a {arch_space(space)} supernet on {dataset} for {epochs} epochs{warmup} (batch {r.batch_size}, "
         f"SGD {r.lr} cosine to {r.lr_min}, BN on batch statistics without affine, alpha by Adam {r.arch_lr}); "
         f"every epoch reports the architecture derived now (selection: {selections}), its accuracy inside the "
         f"supernet on the validation split as the signal; test accuracy: {scored}{retraining}; "
@@ -122,10 +128,12 @@ def describe_searches(
     )
 
 
-def check_method(algo: str, select: str | None) -> None:
-    """ValueError with a one-line reason when `select` cannot derive `algo`'s architecture."""
+def check_method(algo: str, select: str | None, space: str | None = None) -> None:
+    """ValueError with a one-line reason when `algo` cannot search `space` or `select` cannot derive its architecture."""
     if algo not in METHODS:
         raise ValueError(f"unknown weight-sharing method {algo!r}; choose from: {', '.join(METHODS)}")
+    if space is not None and arch_space(space) != METHODS[algo].space:
+        raise ValueError(f"{algo} searches {METHODS[algo].space}, not {space}")
     if select is None:
         return
     if select not in SELECTIONS:
@@ -154,11 +162,8 @@ class SupernetSearch:
 
     def __init__(self, setup: SearchSetup, splits=None) -> None:
         from autohas.data import Batches
-        from autohas.models.supernet import TssSupernet
 
-        if arch_space(setup.space) != "nats-tss":
-            raise ValueError(f"weight-sharing search supports nats-tss and has, not {setup.space}")
-        check_method(setup.algo, setup.select)
+        check_method(setup.algo, setup.select, setup.space)
         self.setup, self.recipe = setup, setup.recipe
         if setup.gpu and not torch.cuda.is_available():
             raise RuntimeError("this trial was given a GPU, but torch sees no CUDA device here")
@@ -170,7 +175,7 @@ class SupernetSearch:
         seed = setup.seed
         torch.manual_seed(seed)
         r = self.recipe
-        self.supernet = TssSupernet(splits.spec.num_classes, r.channels, r.cells_per_stage).to(self.device)
+        self.supernet = build_supernet(setup.space, splits.spec.num_classes, r).to(self.device)
         init = torch.randn(self.supernet.shape, generator=torch.Generator().manual_seed(seed)) * 1e-3
         self.alpha = torch.nn.Parameter(init.to(self.device))
         self.w_optimizer = torch.optim.SGD(
@@ -290,17 +295,26 @@ class SupernetSearch:
 
 def arch_of(indices: list[int]) -> str:
     """The official nats-tss string of an op index per edge."""
-    from autohas.spaces import get_space
-    from autohas.spaces.nats_tss import OPERATIONS
+    from autohas.models.supernet import TssSupernet
 
-    return get_space("nats-tss").encode(tuple(OPERATIONS[i] for i in indices))
+    return TssSupernet.arch(indices)
+
+
+def build_supernet(space: str, num_classes: int, recipe: SearchRecipe):
+    """The supernet of `space`'s architectures (has: its nats-tss part)."""
+    from autohas.models.size_supernet import SssSupernet
+    from autohas.models.supernet import TssSupernet
+
+    if arch_space(space) == "nats-sss":
+        return SssSupernet(num_classes)
+    return TssSupernet(num_classes, recipe.channels, recipe.cells_per_stage)
 
 
 @lru_cache(maxsize=64)
-def _size_of(arch: str, num_classes: int, image_size: int) -> tuple[float, float]:
+def _size_of(space: str, arch: str, num_classes: int, image_size: int) -> tuple[float, float]:
     from autohas.models import build_network, count_flops, count_params
 
-    network = build_network("nats-tss", arch, num_classes)
+    network = build_network(space, arch, num_classes)
     return count_params(network), count_flops(network, (1, 3, image_size, image_size))
 
 
@@ -313,6 +327,7 @@ def search_results(setup: SearchSetup, trial_id: str, state: dict | None = None)
     """
     from autohas.spaces import get_space
 
+    space = arch_space(setup.space)
     since = time.perf_counter()
     search = SupernetSearch(setup)
     if state is not None:
@@ -328,13 +343,13 @@ def search_results(setup: SearchSetup, trial_id: str, state: dict | None = None)
         indices = search.derive()
         valid_acc = search.accuracy(search.valid, indices)
         search.seconds += time.perf_counter() - began
-        arch = arch_of(indices)
+        arch = search.supernet.arch(indices)
         test_acc = bench.test_acc(arch, setup.dataset) if bench else search.accuracy(search.test, indices)
-        params, flops = _size_of(arch, search.spec.num_classes, search.spec.image_size)
+        params, flops = _size_of(space, arch, search.spec.num_classes, search.spec.image_size)
         search.wall += time.perf_counter() - since
         since = time.perf_counter()
         result = schema.epoch_result(
-            setup, trial_id, arch, get_space("nats-tss").arch_to_index(arch), search.epoch,
+            setup, trial_id, arch, get_space(space).arch_to_index(arch), search.epoch,
             valid_acc=valid_acc, test_acc=test_acc, trial_sim_seconds=search.seconds,
             wall_seconds=search.wall, params=params, flops=flops, hparams=search.method.hparams(),
         )
@@ -356,13 +371,14 @@ def retrain_results(setup: SearchSetup, trial_id: str, search: SupernetSearch, s
     epochs = setup.retrain_epochs
     if search.derived is None:
         search.derive()
-    arch = arch_of(search.derived)
+    arch = search.supernet.arch(search.derived)
+    space = arch_space(setup.space)
     train_setup = TrainSetup(
-        space="nats-tss", dataset=setup.dataset, data_dir=setup.data_dir, budget=epochs, seed=setup.seed,
+        space=space, dataset=setup.dataset, data_dir=setup.data_dir, budget=epochs, seed=setup.seed,
         algo=setup.algo, recipe=dataclasses.replace(recipe_for(setup.dataset, epochs), **search.method.training_hparams()),
         threads=setup.threads, gpu=setup.gpu, cache_dir=setup.cache_dir,
     )
-    config = get_space("nats-tss").arch_to_config(arch)
+    config = get_space(space).arch_to_config(arch)
     searched = search.state()
     for result, training in train_results(train_setup, config, trial_id, state=state):
         result.update(

@@ -1,0 +1,243 @@
+"""Weight-sharing search of nats-sss widths: channel-wise interpolation, prefix masks, the three
+methods, warm-up, derivation and re-training (CPU, digits, few batches)."""
+from __future__ import annotations
+
+import dataclasses
+import math
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from autohas.models import build_network, count_params
+from autohas.models.size_supernet import SssSupernet, channel_interpolate, prefix_masks
+from autohas.spaces import get_space
+from autohas.spaces.nats_sss import CHANNELS
+from trainables.weight_sharing import SIZE_METHODS
+from trainables.weight_sharing.search import SearchRecipe, SearchSetup, SupernetSearch, check_method, search_results
+from trainables.weight_sharing.size_methods import gumbel_softmax, sample_width_pairs
+
+TINY = SearchRecipe(epochs=2, steps_per_epoch=2, eval_batches=1, candidates=4, batch_size=16, eval_batch_size=64)
+
+
+@pytest.fixture(scope="module")
+def digits(tmp_path_factory):
+    from autohas.data import load_splits
+
+    return load_splits("digits", cache_dir=str(tmp_path_factory.mktemp("cache")))
+
+
+def make(digits, algo, recipe=TINY, seed=0, select=None):
+    torch.set_num_threads(1)
+    return SupernetSearch(SearchSetup("nats-sss", "digits", None, algo, seed, select=select, recipe=recipe), splits=digits)
+
+
+def _interpolated_by_definition(a: torch.Tensor, c_out: int) -> torch.Tensor:
+    """B[i] = mean(A[s:e]) with s = floor(i*C/C'), e = ceil((i+1)*C/C') (TAS Sec. 3.3), channel by channel."""
+    c = a.shape[1]
+    out = []
+    for i in range(c_out):
+        s, e = math.floor(i * c / c_out), math.ceil((i + 1) * c / c_out)
+        out.append(a[:, s:e].mean(dim=1))
+    return torch.stack(out, dim=1)
+
+
+def test_channel_interpolation_maps_c_channels_to_c_prime_as_specified():
+    three = torch.tensor([1.0, 2.0, 3.0]).view(1, 3, 1, 1)
+    assert channel_interpolate(three, 2).flatten().tolist() == [1.5, 2.5]  # channels {0,1} and {1,2}
+    two = torch.tensor([4.0, 8.0]).view(1, 2, 1, 1)
+    assert channel_interpolate(two, 4).flatten().tolist() == [4.0, 4.0, 8.0, 8.0]  # widening repeats
+    assert torch.equal(channel_interpolate(three, 3), three)
+    a = torch.arange(2 * 40 * 3 * 2, dtype=torch.float64).view(2, 40, 3, 2) ** 1.5  # distinct values everywhere
+    for c_out in (8, 16, 24, 56, 64):
+        got = channel_interpolate(a, c_out)
+        assert got.shape == (2, c_out, 3, 2)
+        assert torch.allclose(got, _interpolated_by_definition(a, c_out))
+
+
+def test_masks_select_prefixes():
+    masks = prefix_masks(CHANNELS, 64)
+    assert masks.shape == (8, 64)
+    for row, width in zip(masks, CHANNELS):
+        assert row[:width].eq(1).all() and row[width:].eq(0).all()
+
+
+def _features(net: SssSupernet, x: torch.Tensor, **arch) -> list[tuple[int, torch.Tensor]]:
+    """(layer, feature map) of every feature map the supernet shapes to a layer's width, in order."""
+    seen = []
+    original = net._shape_width
+
+    def capture(feature, layer, *args):
+        seen.append((layer, original(feature, layer, *args)))
+        return seen[-1][1]
+
+    net._shape_width = capture
+    try:
+        net(x, **arch)
+    finally:
+        del net._shape_width
+    return seen
+
+
+def test_hard_widths_zero_every_channel_past_the_prefix_and_one_hot_mixtures_equal_them():
+    torch.manual_seed(0)
+    net = SssSupernet(10)
+    x = torch.randn(6, 3, 16, 16)
+    indices = [0, 3, 7, 2, 5]
+    hard = _features(net, x, indices=indices)
+    # stem (layer 0's width); cells: nodes 1, 2, 3; residual blocks: inner conv, output; the last
+    # layer's output after the final BN + ReLU
+    assert [layer for layer, _ in hard] == [0, 0, 0, 0, 1, 1, 2, 2, 2, 3, 3, 4, 4, 4]
+    for layer, feature in hard:
+        width = CHANNELS[indices[layer]]
+        assert feature[:, width:].eq(0).all() and feature[:, :width].abs().max() > 0
+    one_hot = F.one_hot(torch.tensor(indices), 8).float()
+    with torch.no_grad():
+        assert torch.allclose(net(x, indices=indices), net(x, weights=one_hot), atol=1e-6)
+        # straight-through: scaled by the (unit) weight of the chosen width
+        assert torch.allclose(net(x, indices=indices), net(x, weights=one_hot, indices=indices), atol=1e-6)
+
+
+@pytest.mark.parametrize("width", [8, 32, 64])
+def test_a_uniform_prefix_of_the_supernet_is_exactly_the_network_of_that_width(width):
+    """Shared weights mean something: the real nats-sss network given the supernet's prefix
+    slices computes what the supernet computes at that width (BN on batch statistics)."""
+    torch.manual_seed(1)
+    supernet = SssSupernet(10)
+    arch = ":".join([str(width)] * 5)
+    network = build_network("nats-sss", arch, 10).train()
+    shared = supernet.state_dict()
+    own = network.state_dict()
+    for name, tensor in own.items():
+        if name in shared and tensor.dim() > 0:
+            own[name] = shared[name][tuple(slice(0, n) for n in tensor.shape)]
+    network.load_state_dict(own)
+    x = torch.randn(8, 3, 16, 16)
+    with torch.no_grad():
+        got = supernet(x, indices=[CHANNELS.index(width)] * 5)
+        assert torch.allclose(got, network(x), atol=1e-4)
+
+
+def test_tas_pairs_are_two_distinct_widths_whose_weights_train_only_their_logits():
+    alpha = torch.randn(5, 8, requires_grad=True)
+    pairs = sample_width_pairs(alpha, tau=1.0, generator=torch.Generator().manual_seed(0))
+    assert len(pairs) == 5
+    loss = 0
+    for (i, j), w in pairs:
+        assert i != j and torch.isclose(w.sum(), torch.tensor(1.0))
+        loss = loss + w[0] * 3.0 + w[1]
+    loss.backward()
+    for layer, ((i, j), _) in enumerate(pairs):
+        grad = alpha.grad[layer]
+        assert grad[i] != 0 and torch.isclose(grad[i], -grad[j])  # the normaliser cancels in a pair
+        assert grad[[k for k in range(8) if k not in (i, j)]].abs().max() < 1e-6  # zero up to rounding
+
+
+def test_tas_mixes_two_interpolated_prefixes_padded_to_the_full_width():
+    torch.manual_seed(2)
+    net = SssSupernet(10)
+    x = torch.randn(4, 3, 16, 16)
+    weights = torch.tensor([0.25, 0.75])
+    pairs = [((1, 3), weights)] * 5  # widths 16 and 32 in every layer
+    stem = net.stem(x)
+    ((_, mixed), *_) = _features(net, x, pairs=pairs)
+    expected = 0.25 * channel_interpolate(stem[:, :16], 32) + 0.75 * stem[:, :32]
+    assert torch.allclose(mixed[:, :32], expected, atol=1e-6) and mixed[:, 32:].eq(0).all()
+
+
+def test_gumbel_softmax_rows_are_distributions_that_sharpen_as_tau_falls():
+    alpha = torch.tensor([[2.0, 0.0, -1.0, 0.5, 0.0, 0.0, 0.0, 0.0]] * 5)
+    hot = gumbel_softmax(alpha, 10.0, torch.Generator().manual_seed(0))
+    cold = gumbel_softmax(alpha, 0.1, torch.Generator().manual_seed(0))
+    assert torch.allclose(hot.sum(-1), torch.ones(5)) and torch.allclose(cold.sum(-1), torch.ones(5))
+    assert (cold.max(-1).values > hot.max(-1).values).all()
+
+
+@pytest.mark.parametrize("algo", SIZE_METHODS)
+def test_each_method_learns_alpha_and_derives_a_valid_sss_string(digits, algo):
+    search = make(digits, algo)
+    before = search.alpha.detach().clone()
+    search.search_epoch()
+    search.search_epoch()
+    assert not torch.equal(before, search.alpha.detach())
+    arch = search.supernet.arch(search.derive())
+    assert get_space("nats-sss").decode(arch)  # an official string: 5 widths from 8..64
+    assert search.derived == search.alpha.detach().argmax(dim=-1).tolist()  # argmax width per layer
+
+
+def test_mask_sample_is_reinforce_with_a_moving_baseline(digits):
+    search = make(digits, "mask-sample")
+    search.search_epoch()
+    baseline = search.method.baseline
+    assert baseline is not None and 0.0 <= baseline <= 1.0
+    captured = {}
+    step = search.method._alpha_step
+    search.method._alpha_step = lambda g: (captured.setdefault("g", g.clone()), step(g))
+    search.search_epoch()
+    g = captured["g"]
+    # the gradient of -(advantage) * sum_l log p(width_l): each layer's row sums to zero
+    assert torch.allclose(g.sum(dim=-1), torch.zeros(5), atol=1e-7) and g.abs().sum() > 0
+
+
+def test_warm_up_trains_the_widest_network_and_leaves_alpha_alone(digits, monkeypatch):
+    recipe = dataclasses.replace(TINY, epochs=4, warmup_ratio=0.5)
+    search = make(digits, "tas", recipe=recipe)
+    seen = []
+    forward = search.supernet.forward
+    monkeypatch.setattr(search.supernet, "forward", lambda x, **arch: (seen.append(arch), forward(x, **arch))[1])
+    initial = search.alpha.detach().clone()
+    search.search_epoch()
+    search.search_epoch()
+    assert torch.equal(initial, search.alpha.detach())  # 2 of 4 epochs warm: alpha untouched
+    assert seen and all(a == {"indices": [7] * 5} for a in seen)  # the widest network only
+    seen.clear()
+    search.search_epoch()
+    assert not torch.equal(initial, search.alpha.detach())
+    assert any("pairs" in a for a in seen)
+
+
+def test_space_checks():
+    check_method("tas", None, "nats-sss")
+    check_method("mask-gumbel", "ostr", "nats-sss")  # the mask mixture gives the gradient criteria a meaning
+    with pytest.raises(ValueError, match="tas searches nats-sss, not nats-tss"):
+        check_method("tas", None, "nats-tss")
+    with pytest.raises(ValueError, match="gdas searches nats-tss, not nats-sss"):
+        check_method("gdas", None, "nats-sss")
+
+
+def test_without_a_benchmark_the_derived_widths_are_retrained(digits, monkeypatch):
+    import trainables.weight_sharing.search as search_module
+    from trainables import train
+
+    monkeypatch.setattr(search_module, "cached_splits", lambda *a: digits)
+    monkeypatch.setattr(train, "cached_splits", lambda *a: digits)
+    recipe = dataclasses.replace(TINY, retrain_epochs=1)
+    setup = SearchSetup("nats-sss", "digits", None, "mask-gumbel", 0, recipe=recipe)
+    results = [r for r, _ in search_results(setup, "t1")]
+    assert [r["epoch"] for r in results] == [1, 2, 3]
+    space = get_space("nats-sss")
+    for r in results:
+        assert space.arch_to_index(r["arch"]) == r["arch_index"] and r["space"] == "nats-sss"
+        assert r["params"] > 0 and r["flops"] > 0
+    assert results[-1]["arch"] == results[-2]["arch"] and results[-1]["hparams"] == {"retrain_epochs": 1}
+    assert results[-1]["params"] == count_params(build_network("nats-sss", results[-1]["arch"], 10))
+    assert SearchSetup("nats-sss", "digits", None, "tas", 0).retrain_epochs == 12
+    assert SearchSetup("nats-sss", "cifar10", None, "tas", 0, benchmark="b.csv").retrain_epochs == 0
+
+
+def test_with_a_benchmark_the_derived_widths_are_looked_up_not_retrained(digits, official_path, monkeypatch):
+    """The official sss records score the derived configuration (here 8:8:8:8:8, whose record the
+    sample holds: alpha starts on width 8 everywhere and does not move with a zero learning rate)."""
+    import trainables.weight_sharing.search as search_module
+    from autohas.bench import open_benchmark
+
+    monkeypatch.setattr(search_module, "cached_splits", lambda *a: digits)
+    recipe = dataclasses.replace(TINY, epochs=1, arch_lr=0.0)
+    setup = SearchSetup("nats-sss", "cifar10", None, "mask-gumbel", 0, benchmark=str(official_path), recipe=recipe)
+    assert setup.retrain_epochs == 0
+    start = SupernetSearch(setup, splits=digits)
+    with torch.no_grad():
+        start.alpha[:, 0] = 5.0
+    (result,) = [r for r, _ in search_results(setup, "t1", state=start.state())]
+    assert result["arch"] == "8:8:8:8:8" and result["arch_index"] == 0
+    assert result["test_acc"] == open_benchmark(str(official_path), "nats-sss").test_acc("8:8:8:8:8", "cifar10")
