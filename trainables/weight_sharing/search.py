@@ -1,9 +1,9 @@
 """The one weight-sharing search loop, and its Ray Tune trainable.
 
-A search = a supernet (nats-tss: alpha is edges x ops; nats-sss: layers x widths),
-architecture parameters alpha, a method (how a step updates weights and architecture)
-and a selection criterion (how the discrete architecture is derived). Data, optimisers, schedules, checkpoints and
-reporting are here, once, for every method.
+A search = a supernet, architecture parameters alpha (nats-tss: edges x ops; nats-sss:
+layers x widths), a method (how a step updates weights and architecture) and a selection
+criterion (how the discrete architecture is derived). Data, optimisers, schedules,
+checkpoints and reporting are here, once, for every method.
 
 Every epoch the trainable derives the architecture it would return now and reports it
 in the common schema: `valid_acc` is that architecture's accuracy inside the supernet
