@@ -49,6 +49,7 @@ class RunSpec:
     search_batches: int | None = None  # weight sharing: steps per epoch (None: a pass over the training split)
     retrain_epochs: int | None = None  # weight sharing: re-training epochs after the search (None: the method's default)
     warmup_ratio: float = 0.0  # nats-sss weight sharing: the fraction of search epochs training the widest network alone
+    flops_target: float | None = None  # tas: the MFLOPs target of TAS' cost loss (None: none)
     storage_uri: str | None = None  # remote storage (s3://...) holding the experiment; None: experiment_dir itself
     max_failures: int = 0  # times Tune retries a failed trial from its last checkpoint
 
@@ -380,7 +381,7 @@ def search_setup(spec: RunSpec, resources: dict):
         benchmark=spec.benchmark or None,
         recipe=SearchRecipe(
             epochs=spec.search_epochs, steps_per_epoch=spec.search_batches, retrain_epochs=spec.retrain_epochs,
-            warmup_ratio=spec.warmup_ratio,
+            warmup_ratio=spec.warmup_ratio, flops_target=spec.flops_target if spec.algo == "tas" else None,
         ),
         threads=max(1, int(resources["cpu"])),
         gpu=resources.get("gpu", 0) > 0,

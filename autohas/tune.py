@@ -30,7 +30,7 @@ TRAIN_TIME_BUDGETS = {"digits": 90}
 FIXED_ON_RESUME = (
     "space", "dataset", "benchmark", "time_budget", "num_samples", "concurrency", "seed_mode",
     "evaluate", "data_dir", "epochs", "cpus_per_trial", "gpus_per_trial", "select", "search_epochs", "search_batches", "retrain_epochs",
-    "warmup_ratio",
+    "warmup_ratio", "flops_target",
 )
 MODES = ("simulate", "tune")
 EVALUATIONS = ("tabular", "train")
@@ -61,6 +61,7 @@ class Options:
     search_batches: int | None = None  # weight sharing: steps per epoch; None = one pass over the training split
     retrain_epochs: int | None = None  # weight sharing: re-train the final architecture (None: each method's default)
     warmup_ratio: float | None = None  # nats-sss weight sharing: fraction of epochs training the widest network alone (None: 0)
+    flops_target: float | None = None  # tas: target MFLOPs of TAS' cost loss (None: no cost term)
     max_failures: int = 2  # retries of a failed trial (lost node, out of memory), from its last checkpoint
     address: str | None = None  # a running Ray cluster; None: $RAY_ADDRESS, else a local Ray
     resume: bool = False
@@ -126,6 +127,11 @@ def build_parser() -> argparse.ArgumentParser:
         type=float,
         help="nats-sss weight sharing: the first fraction of the search epochs trains the widest network alone "
         "(shared weights only; NATS-Bench's warm-up); default 0",
+    )
+    p.add_argument(
+        "--flops-target",
+        type=float,
+        help="tas: add TAS' cost loss toward this many MFLOPs (lambda 2, tolerance 5%%); default none, as NATS-Bench",
     )
     p.add_argument("--cpus-per-trial", type=float, help="CPUs each trial reserves (default: the machine's, shared by --concurrency)")
     p.add_argument("--gpus-per-trial", type=float, help="GPUs each trial reserves, e.g. 0.25 packs four trials on one GPU")
@@ -232,7 +238,7 @@ def parse_options(argv: Sequence[str]) -> Options:
         for name in ("seed", "seeds", "num_samples", "concurrency", "epochs", "search_epochs", "search_batches", "retrain_epochs", "max_failures"):
             if getattr(options, name) is not None:
                 setattr(options, name, _whole(name, getattr(options, name)))
-        for name in ("time_budget", "cpus_per_trial", "warmup_ratio"):
+        for name in ("time_budget", "cpus_per_trial", "warmup_ratio", "flops_target"):
             if getattr(options, name) is not None:
                 setattr(options, name, float(getattr(options, name)))
         options.gpus_per_trial = float(options.gpus_per_trial)
@@ -314,7 +320,7 @@ def _validate_weight_sharing(options: Options) -> None:
     """Weight-sharing methods: the space each of them searches, a selection each can use, at least one epoch."""
     methods = _weight_sharing_algos(options)
     if not methods:
-        for name in ("select", "search_epochs", "search_batches", "retrain_epochs", "warmup_ratio"):
+        for name in ("select", "search_epochs", "search_batches", "retrain_epochs", "warmup_ratio", "flops_target"):
             if getattr(options, name) is not None:
                 raise AutohasError(f"--{name.replace('_', '-')} is for weight-sharing methods ({', '.join(_method_names())})")
         return
@@ -328,6 +334,8 @@ def _validate_weight_sharing(options: Options) -> None:
         raise AutohasError(f"{', '.join(size)} search nats-sss widths, not {options.space}")
     if options.warmup_ratio is not None and not (size and 0 <= options.warmup_ratio < 1):
         raise AutohasError(f"--warmup-ratio is a fraction in [0, 1) of the search epochs of {', '.join(SIZE_METHODS)}")
+    if options.flops_target is not None and not ("tas" in methods and options.flops_target > 0):
+        raise AutohasError("--flops-target is tas' target in MFLOPs, a number above 0")
     if options.space == HAS and len(methods) < len(options.algo):
         others = ", ".join(a for a in options.algo if a not in methods)
         raise AutohasError(f"the {HAS} space is for weight-sharing methods; {others} search nats-tss or nats-sss")
@@ -506,7 +514,7 @@ def _write_protocol(folder: str, options: Options) -> None:
         looked_up = options.evaluate == "tabular"
         protocol["weight_sharing"] = describe_searches(
             methods, options.dataset, options.search_epochs, options.select, looked_up, options.retrain_epochs,
-            options.space, options.warmup_ratio or 0.0,
+            options.space, options.warmup_ratio or 0.0, options.flops_target,
         )
         if not _searches_black_box(options):  # the experiment's numbers are the searches' alone
             protocol.update(
@@ -567,6 +575,7 @@ def _specs(options: Options, folder: str) -> list:
             search_batches=options.search_batches,
             retrain_epochs=options.retrain_epochs,
             warmup_ratio=options.warmup_ratio or 0.0,
+            flops_target=options.flops_target,
             storage_uri=options.storage if is_uri(options.storage) else None,
             max_failures=options.max_failures,
         )

@@ -241,3 +241,57 @@ def test_with_a_benchmark_the_derived_widths_are_looked_up_not_retrained(digits,
     (result,) = [r for r, _ in search_results(setup, "t1", state=start.state())]
     assert result["arch"] == "8:8:8:8:8" and result["arch_index"] == 0
     assert result["test_acc"] == open_benchmark(str(official_path), "nats-sss").test_acc("8:8:8:8:8", "cifar10")
+
+
+def test_width_cost_tables_count_exactly_what_the_real_networks_count():
+    import itertools
+    import random
+
+    from autohas.models import count_flops
+    from autohas.models.size_cost import WidthCost
+
+    cost = WidthCost(10, 16)
+    rng = random.Random(0)
+    for _ in range(5):
+        indices = [rng.randrange(8) for _ in range(5)]
+        arch = ":".join(str(CHANNELS[i]) for i in indices)
+        assert cost.of(indices) == pytest.approx(count_flops(build_network("nats-sss", arch, 10), (3, 16, 16)), rel=1e-12)
+    # the expectation under independent layers, by brute force over a support of two widths per layer
+    support = [(0, 5), (2, 7), (1, 3), (4, 6), (7, 0)]
+    probs = torch.zeros(5, 8, dtype=torch.float64)
+    for layer, (a, b) in enumerate(support):
+        probs[layer, a], probs[layer, b] = 0.3, 0.7
+    brute = 0.0
+    for choice in itertools.product(*support):
+        weight = math.prod(float(probs[layer, i]) for layer, i in enumerate(choice))
+        arch = ":".join(str(CHANNELS[i]) for i in choice)
+        brute += weight * count_flops(build_network("nats-sss", arch, 10), (3, 16, 16))
+    assert float(cost.expected(probs)) == pytest.approx(brute, rel=1e-12)
+
+
+@pytest.mark.parametrize("target_scale,direction", [(0.3, -1), (3.0, 1), (1.0, 0)])
+def test_tas_cost_loss_moves_expected_flops_toward_the_target(target_scale, direction):
+    from autohas.models.size_cost import WidthCost, cost_loss
+
+    cost = WidthCost(10, 16)
+    alpha = torch.randn(5, 8, generator=torch.Generator().manual_seed(3), requires_grad=True)
+    current = cost.of(alpha.detach().argmax(-1).tolist())
+    loss = cost_loss(cost, alpha, target_scale * current, 0.05)
+    before = float(cost.expected(torch.softmax(alpha.detach(), -1)))
+    if direction == 0:  # within the tolerance: no cost term
+        assert float(loss) == 0.0
+        return
+    (grad,) = torch.autograd.grad(loss, alpha)
+    after = float(cost.expected(torch.softmax(alpha.detach() - 0.1 * grad, -1)))
+    assert (after - before) * direction > 0
+
+
+def test_tas_with_a_flops_target_derives_smaller_networks(digits):
+    unconstrained = make(digits, "tas", recipe=dataclasses.replace(TINY, arch_lr=0.05))
+    constrained = make(digits, "tas", recipe=dataclasses.replace(TINY, arch_lr=0.05, flops_target=1.0, cost_weight=20.0))
+    for search in (unconstrained, constrained):
+        search.search_epoch()
+        search.search_epoch()
+    cost = constrained.method.cost
+    assert cost.expected(constrained.beta().detach()) < cost.expected(unconstrained.beta().detach())
+    assert cost.of(constrained.derive()) < cost.of(unconstrained.derive())

@@ -33,6 +33,8 @@ QUICK = ["--space", "nats-tss", "--search-epochs", "2", "--search-batches", "2"]
         (["--algo", "gdas", "--warmup-ratio", "0.2"], "--warmup-ratio is a fraction in [0, 1) of the search epochs of tas"),
         (["--algo", "tas", "--space", "nats-sss", "--warmup-ratio", "1"], "--warmup-ratio is a fraction in [0, 1)"),
         (["--algo", "rea", "--warmup-ratio", "0.2"], "--warmup-ratio is for weight-sharing methods"),
+        (["--algo", "mask-gumbel", "--space", "nats-sss", "--flops-target", "50"], "--flops-target is tas' target in MFLOPs"),
+        (["--algo", "tas", "--space", "nats-sss", "--flops-target", "-5"], "--flops-target is tas' target in MFLOPs, a number above 0"),
         (["--algo", "lease", "--space", "has", "--retrain-epochs", "-1"], "--retrain-epochs must be 0 (no re-training) or more"),
     ],
 )
@@ -72,7 +74,7 @@ def test_size_methods_search_nats_sss_into_one_report(ray_session, data_cache, t
     """tas, mask-gumbel and mask-sample through the CLI: every epoch's derived widths, then (no
     benchmark) the final widths re-trained from scratch; one report with all three."""
     argv = ["--algo", "tas,mask-gumbel,mask-sample", "--space", "nats-sss", "--search-epochs", "2", "--search-batches", "2",
-            "--retrain-epochs", "1", "--warmup-ratio", "0.5", "--storage", str(tmp_path), "--name", "sss"]
+            "--retrain-epochs", "1", "--warmup-ratio", "0.5", "--flops-target", "30", "--storage", str(tmp_path), "--name", "sss"]
     assert main(argv) == 0
     rows = records(tmp_path / "sss" / "results.jsonl")
     space = get_space("nats-sss")
@@ -82,7 +84,9 @@ def test_size_methods_search_nats_sss_into_one_report(ray_session, data_cache, t
         assert all(space.arch_to_index(r["arch"]) == r["arch_index"] for r in mine)
         assert mine[-1]["arch"] == mine[-2]["arch"] and mine[-1]["hparams"] == {"retrain_epochs": 1}
     protocol = json.loads((tmp_path / "sss" / "protocol.json").read_text())
-    assert "nats-sss supernet" in protocol["weight_sharing"] and "the first 0.5 of them training the widest" in protocol["weight_sharing"]
+    described = protocol["weight_sharing"]
+    assert "nats-sss supernet" in described and "the first 0.5 of them training the widest" in described
+    assert "tas with TAS' cost loss toward 30 MFLOPs" in described
     report = (tmp_path / "sss" / "report" / "report.md").read_text()
     assert all(f"| {algo} |" in report for algo in ("tas", "mask-gumbel", "mask-sample"))
     assert main(argv + ["--resume"]) == 0 and records(tmp_path / "sss" / "results.jsonl") == rows

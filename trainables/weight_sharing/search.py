@@ -69,6 +69,9 @@ class SearchRecipe:
     autohas_tau: float = 10.0  # AutoHAS: fixed Gumbel-softmax temperature
     warmup_ratio: float = 0.0  # nats-sss: the first fraction of epochs trains the widest network alone
     rl_baseline_decay: float = 0.95  # mask-sample: the REINFORCE baseline's moving average
+    flops_target: float | None = None  # tas: R, the target MFLOPs of TAS' cost loss (None: no cost term, as NATS-Bench)
+    cost_weight: float = 2.0  # tas: lambda_cost
+    cost_tolerance: float = 0.05  # tas: t
     retrain_epochs: int | None = None  # re-train the final architecture with H0 for this many epochs (None: per method)
 
 
@@ -99,7 +102,7 @@ class SearchSetup:
 
 def describe_searches(
     methods: list[str], dataset: str, epochs: int, select: str | None, looked_up: bool, retrain_epochs: int | None = None,
-    space: str = "nats-tss", warmup_ratio: float = 0.0,
+    space: str = "nats-tss", warmup_ratio: float = 0.0, flops_target: float | None = None,
 ) -> str:
     """The protocol of weight-sharing runs, as the report states it."""
     r = SearchRecipe()
@@ -119,6 +122,8 @@ def describe_searches(
         else ""
     )
     warmup = f", the first {warmup_ratio:g} of them training the widest network alone" if warmup_ratio > 0 else ""
+    if flops_target is not None:
+        warmup += f", tas with TAS' cost loss toward {flops_target:g} MFLOPs (lambda {r.cost_weight:g}, tolerance {r.cost_tolerance:g})"
     return (
         f"{', '.join(methods)} search a {arch_space(space)} supernet on {dataset} for {epochs} epochs{warmup} (batch {r.batch_size}, "
         f"SGD {r.lr} cosine to {r.lr_min}, BN on batch statistics without affine, alpha by Adam {r.arch_lr}); "

@@ -13,6 +13,8 @@ alpha is (layers x widths): per layer, logits over the 8 candidate widths.
 Decisions (METHODS.md 2.6, 8.5, 11.5), the same for all three so they compare:
 - the NATS-Bench weight-sharing recipe for the weights and Adam 3e-4 (betas 0.5, 0.999,
   wd 1e-3) for alpha, no FLOPs/params cost term (NATS-Bench ran them unconstrained);
+  tas takes TAS' optional FLOPs target (`flops_target` R in MFLOPs: L_val + 2 * L_cost,
+  tolerance 5 %, Eq. 3.14-3.15), with E_cost the exact expected FLOPs of `size_cost.py`;
 - the Gumbel temperature falls linearly from 10 to 0.1 over the search (TAS' schedule);
 - TAS draws its two widths without replacement (with one distinct width the renormalised
   weight is the constant 1 and alpha learns nothing);
@@ -90,9 +92,30 @@ class SizeMethod(Method):
 
 
 class Tas(SizeMethod):
-    """TAS: channel-wise interpolation of two sampled widths per layer."""
+    """TAS: channel-wise interpolation of two sampled widths per layer; optionally a FLOPs target."""
 
     name = "tas"
+
+    def __init__(self, search: "SupernetSearch") -> None:
+        super().__init__(search)
+        self.cost = None
+        if search.recipe.flops_target is not None:
+            from autohas.models.size_cost import WidthCost
+
+            self.cost = WidthCost(search.spec.num_classes, search.spec.image_size)
+
+    def arch_step(self, train: Batch, valid: Batch) -> None:
+        """The validation loss, plus lambda * L_cost when a FLOPs target is set (Eq. 3.14)."""
+        if self.warming:
+            return
+        from autohas.models.size_cost import cost_loss
+
+        search, recipe = self.search, self.search.recipe
+        x, y = valid
+        loss = F.cross_entropy(search.supernet(x, **self.arch_kwargs(True)), y)
+        if self.cost is not None:
+            loss = loss + recipe.cost_weight * cost_loss(self.cost, search.alpha, recipe.flops_target, recipe.cost_tolerance)
+        self._alpha_step(torch.autograd.grad(loss, search.alpha)[0])
 
     def arch_kwargs(self, differentiable: bool) -> dict:
         alpha = self.search.alpha if differentiable else self.search.alpha.detach()
@@ -132,7 +155,8 @@ class MaskSample(SizeMethod):
         decay = search.recipe.rl_baseline_decay
         self.baseline = reward if self.baseline is None else decay * self.baseline + (1 - decay) * reward
         log_probs = F.log_softmax(search.alpha, dim=-1)
-        log_prob = log_probs[torch.arange(len(choices)), choices].sum()
+        rows = torch.arange(len(choices), device=log_probs.device)
+        log_prob = log_probs[rows, torch.tensor(choices, device=log_probs.device)].sum()
         (gradient,) = torch.autograd.grad(-(reward - self.baseline) * log_prob, search.alpha)
         self._alpha_step(gradient)
 

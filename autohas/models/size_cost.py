@@ -1,0 +1,80 @@
+"""FLOPs of nats-sss width configurations as tables, so their expectation is exact and differentiable.
+
+A sss network's counted FLOPs (autohas.models.measure's convention) are a sum of terms that
+each depend on at most two adjacent widths: the stem and the first cell on w0, layer l on
+(w_{l-1}, w_l), the classifier on w4. Counting each layer alone for every width pair gives
+tables T, and then for independent per-layer width distributions p_l
+
+    E[FLOPs] = p_0 . t_0 + sum_l p_{l-1}^T T_l p_l + p_4 . t_cls
+
+exactly (TAS' E_cost, Eq. 3.15, which the thesis leaves unspecified: METHODS.md 11.5).
+"""
+from __future__ import annotations
+
+from functools import lru_cache
+from typing import Sequence
+
+import torch
+from torch import nn
+
+from autohas.models.cells import InferCell
+from autohas.models.measure import count_flops
+from autohas.models.networks import plan_for
+from autohas.models.ops import ResidualBlock
+from autohas.spaces.nats_sss import CHANNELS, NUM_LAYERS
+
+
+@lru_cache(maxsize=8)
+def _tables(num_classes: int, image_size: int) -> tuple[torch.Tensor, list[torch.Tensor], torch.Tensor]:
+    plan = plan_for("nats-sss", ":".join([str(CHANNELS[0])] * NUM_LAYERS))
+    widths = CHANNELS
+    sizes, size = [], image_size
+    for reduces in plan.reductions:  # the input resolution of each layer
+        sizes.append(size)
+        size = (size + 1) // 2 if reduces else size
+
+    def layer_flops(layer: int, c_in: int, c_out: int) -> float:
+        block = ResidualBlock(c_in, c_out, 2) if plan.reductions[layer] else InferCell(plan.cell_ops, c_in, c_out)
+        return count_flops(block, (c_in, sizes[layer], sizes[layer]))
+
+    first = torch.tensor([
+        count_flops(nn.Conv2d(3, w, 3, padding=1, bias=False), (3, image_size, image_size)) + layer_flops(0, w, w)
+        for w in widths
+    ], dtype=torch.float64)
+    pairs = [
+        torch.tensor([[layer_flops(layer, a, b) for b in widths] for a in widths], dtype=torch.float64)
+        for layer in range(1, len(plan.reductions))
+    ]
+    classifier = torch.tensor([(w + 1) * num_classes / 1e6 for w in widths], dtype=torch.float64)
+    return first, pairs, classifier
+
+
+class WidthCost:
+    """Exact FLOPs (millions) of sss width configurations and their expectation under per-layer distributions."""
+
+    def __init__(self, num_classes: int, image_size: int) -> None:
+        self.first, self.pairs, self.classifier = _tables(int(num_classes), int(image_size))
+
+    def expected(self, probs: torch.Tensor) -> torch.Tensor:
+        """E[FLOPs] when layer l's width index is drawn from probs[l] (layers x widths), independently."""
+        p = probs.to(torch.float64)
+        total = p[0] @ self.first.to(p.device) + p[-1] @ self.classifier.to(p.device)
+        for layer, table in enumerate(self.pairs, start=1):
+            total = total + p[layer - 1] @ table.to(p.device) @ p[layer]
+        return total
+
+    def of(self, indices: Sequence[int]) -> float:
+        """FLOPs of the configuration with width index indices[l] in layer l."""
+        one_hot = torch.zeros(len(indices), len(CHANNELS), dtype=torch.float64)
+        one_hot[torch.arange(len(indices)), torch.tensor([int(i) for i in indices])] = 1.0
+        return float(self.expected(one_hot))
+
+
+def cost_loss(cost: WidthCost, alpha: torch.Tensor, target: float, tolerance: float) -> torch.Tensor:
+    """TAS' L_cost (Eq. 3.15): log E_cost if the argmax configuration is over (1+t) R, -log E_cost
+    if under (1-t) R, else 0; R = `target` MFLOPs, t = `tolerance`."""
+    current = cost.of(alpha.detach().argmax(dim=-1).tolist())
+    if (1 - tolerance) * target <= current <= (1 + tolerance) * target:
+        return alpha.sum() * 0.0
+    expected = cost.expected(torch.softmax(alpha, dim=-1)).log().to(alpha.dtype)
+    return expected if current > (1 + tolerance) * target else -expected
