@@ -58,11 +58,14 @@ class Method:
         """Logits under the architecture this step trains the weights with."""
         return self.search.supernet(x, **self.arch_kwargs(False))
 
+    def arch_loss(self, valid: Batch) -> torch.Tensor:
+        """The architecture's loss on a validation batch, differentiable in alpha."""
+        x, y = valid
+        return F.cross_entropy(self.search.supernet(x, **self.arch_kwargs(True)), y)
+
     def arch_step(self, train: Batch, valid: Batch) -> None:
         """Update the architecture parameters on a validation batch (DARTS first order)."""
-        x, y = valid
-        loss = F.cross_entropy(self.search.supernet(x, **self.arch_kwargs(True)), y)
-        self._alpha_step(torch.autograd.grad(loss, self.search.alpha)[0])
+        self._alpha_step(torch.autograd.grad(self.arch_loss(valid), self.search.alpha)[0])
 
     def _alpha_step(self, gradient: torch.Tensor) -> None:
         optimizer = self.search.a_optimizer

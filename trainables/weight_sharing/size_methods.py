@@ -104,18 +104,15 @@ class Tas(SizeMethod):
 
             self.cost = WidthCost(search.spec.num_classes, search.spec.image_size)
 
-    def arch_step(self, train: Batch, valid: Batch) -> None:
+    def arch_loss(self, valid: Batch) -> torch.Tensor:
         """The validation loss, plus lambda * L_cost when a FLOPs target is set (Eq. 3.14)."""
-        if self.warming:
-            return
+        loss = super().arch_loss(valid)
+        if self.cost is None:
+            return loss
         from autohas.models.size_cost import cost_loss
 
-        search, recipe = self.search, self.search.recipe
-        x, y = valid
-        loss = F.cross_entropy(search.supernet(x, **self.arch_kwargs(True)), y)
-        if self.cost is not None:
-            loss = loss + recipe.cost_weight * cost_loss(self.cost, search.alpha, recipe.flops_target, recipe.cost_tolerance)
-        self._alpha_step(torch.autograd.grad(loss, search.alpha)[0])
+        recipe = self.search.recipe
+        return loss + recipe.cost_weight * cost_loss(self.cost, self.search.alpha, recipe.flops_target, recipe.cost_tolerance)
 
     def arch_kwargs(self, differentiable: bool) -> dict:
         alpha = self.search.alpha if differentiable else self.search.alpha.detach()
