@@ -15,7 +15,8 @@ from autohas.spaces import get_space
 from autohas.spaces.nats_sss import CHANNELS
 from trainables.weight_sharing import SIZE_METHODS
 from trainables.weight_sharing.search import SearchRecipe, SearchSetup, SupernetSearch, check_method, search_results
-from trainables.weight_sharing.size_methods import gumbel_softmax, sample_width_pairs
+from trainables.weight_sharing.methods import gumbel_softmax
+from trainables.weight_sharing.size_methods import sample_width_pairs
 
 TINY = SearchRecipe(epochs=2, steps_per_epoch=2, eval_batches=1, candidates=4, batch_size=16, eval_batch_size=64)
 

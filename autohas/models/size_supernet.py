@@ -46,7 +46,7 @@ def channel_interpolate(x: torch.Tensor, channels: int) -> torch.Tensor:
 
     Output channel i averages input channels floor(i*C/C')..ceil((i+1)*C/C')-1 (TAS, Sec. 3.3).
     """
-    n, c, h, w = x.shape
+    _, c, h, w = x.shape
     if c == channels:
         return x
     return F.adaptive_avg_pool3d(x.unsqueeze(1), (channels, h, w)).squeeze(1)

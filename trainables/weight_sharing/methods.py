@@ -159,15 +159,21 @@ class DartsV2(Method):
         self._alpha_step(direct - xi * (shifted[0] - shifted[1]) / (2 * eps))
 
 
+def gumbel_noise(like: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+    """Standard Gumbel noise shaped like `like` (an exponential draw of 0 is clamped: finite)."""
+    exponential = torch.empty_like(like).exponential_(generator=generator)
+    return -exponential.clamp_min(torch.finfo(like.dtype).tiny).log()
+
+
+def gumbel_softmax(alpha: torch.Tensor, tau: float, generator: torch.Generator) -> torch.Tensor:
+    """softmax((log_softmax(alpha) + Gumbel) / tau) per row (TAS Eq. 3.11)."""
+    return F.softmax((F.log_softmax(alpha, dim=-1) + gumbel_noise(alpha, generator)) / tau, dim=-1)
+
+
 def gumbel_straight_through(alpha: torch.Tensor, tau: float, generator: torch.Generator) -> tuple[torch.Tensor, list[int]]:
     """GDAS' hard sample per row of `alpha`: the one-hot of argmax(log_softmax(alpha) + Gumbel)
     in the forward pass, the gradient of softmax((log_softmax(alpha) + Gumbel) / tau) backward."""
-    log_probs = F.log_softmax(alpha, dim=-1)
-    while True:  # an exponential draw of exactly 0 gives an infinite Gumbel: draw again
-        gumbel = -torch.empty_like(alpha).exponential_(generator=generator).log()
-        soft = F.softmax((log_probs + gumbel) / tau, dim=-1)
-        if torch.isfinite(soft).all():
-            break
+    soft = gumbel_softmax(alpha, tau, generator)
     index = soft.argmax(dim=-1)
     hard = F.one_hot(index, alpha.shape[-1]).to(soft.dtype)
     return hard - soft.detach() + soft, index.tolist()

@@ -30,21 +30,10 @@ from typing import TYPE_CHECKING
 import torch
 import torch.nn.functional as F
 
-from trainables.weight_sharing.methods import Batch, Method, gdas_tau
+from trainables.weight_sharing.methods import Batch, Method, gdas_tau, gumbel_noise, gumbel_softmax
 
 if TYPE_CHECKING:
     from trainables.weight_sharing.search import SupernetSearch
-
-
-def gumbel_noise(like: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
-    """Standard Gumbel noise shaped like `like` (an exponential draw of 0 is clamped: finite)."""
-    exponential = torch.empty_like(like).exponential_(generator=generator)
-    return -exponential.clamp_min(torch.finfo(like.dtype).tiny).log()
-
-
-def gumbel_softmax(alpha: torch.Tensor, tau: float, generator: torch.Generator) -> torch.Tensor:
-    """softmax((log_softmax(alpha) + Gumbel) / tau) per row (Eq. 3.11)."""
-    return F.softmax((F.log_softmax(alpha, dim=-1) + gumbel_noise(alpha, generator)) / tau, dim=-1)
 
 
 def sample_width_pairs(alpha: torch.Tensor, tau: float, generator: torch.Generator) -> list:
@@ -76,6 +65,10 @@ class SizeMethod(Method):
         recipe = self.search.recipe
         self.tau = gdas_tau(epoch, recipe.epochs, recipe.tau_max, recipe.tau_min)
         self.warming = epoch < recipe.warmup_ratio * recipe.epochs
+
+    def alpha(self, differentiable: bool) -> torch.Tensor:
+        """alpha itself when its gradient should flow, else a detached copy."""
+        return self.search.alpha if differentiable else self.search.alpha.detach()
 
     def widest(self) -> list[int]:
         layers, widths = self.search.supernet.shape
@@ -115,8 +108,7 @@ class Tas(SizeMethod):
         return loss + recipe.cost_weight * cost_loss(self.cost, self.search.alpha, recipe.flops_target, recipe.cost_tolerance)
 
     def arch_kwargs(self, differentiable: bool) -> dict:
-        alpha = self.search.alpha if differentiable else self.search.alpha.detach()
-        return {"pairs": sample_width_pairs(alpha, self.tau, self.search.generator)}
+        return {"pairs": sample_width_pairs(self.alpha(differentiable), self.tau, self.search.generator)}
 
 
 class MaskGumbel(SizeMethod):
@@ -125,8 +117,7 @@ class MaskGumbel(SizeMethod):
     name = "mask-gumbel"
 
     def arch_kwargs(self, differentiable: bool) -> dict:
-        alpha = self.search.alpha if differentiable else self.search.alpha.detach()
-        return {"weights": gumbel_softmax(alpha, self.tau, self.search.generator)}
+        return {"weights": gumbel_softmax(self.alpha(differentiable), self.tau, self.search.generator)}
 
 
 class MaskSample(SizeMethod):
