@@ -53,6 +53,24 @@ def _read(fs, path: str) -> str:
         return handle.read().decode()
 
 
+def _saved(fs, run_dir: str, trials: set[str]) -> bool:
+    """Whether a snapshot of Tune's state in the bucket knows every one of `trials`."""
+    import pyarrow.fs
+
+    from autohas.state_snapshots import SNAPSHOT_DIR
+
+    selector = pyarrow.fs.FileSelector(f"{run_dir}/{SNAPSHOT_DIR}", recursive=True, allow_not_found=True)
+    for info in fs.get_file_info(selector):
+        if info.base_name.startswith("experiment_state") and info.base_name.endswith(".json"):
+            try:
+                saved = _read(fs, info.path)
+            except FileNotFoundError:  # a newer snapshot replaced it
+                continue
+            if all(trial in saved for trial in trials):
+                return True
+    return False
+
+
 def _epochs(text: str) -> dict[str, list[int]]:
     by_trial = defaultdict(list)
     for line in text.splitlines():
@@ -66,11 +84,12 @@ def test_killed_experiment_in_object_storage_resumes_without_a_local_copy(s3, tm
     argv, env = _cli(uri, tmp_path / "first-machine")
     with open(tmp_path / "first.log", "w") as log:
         first = subprocess.Popen(argv, env=env, stdout=log, stderr=subprocess.STDOUT)
-        # kill once the bucket holds a result: it was uploaded with a Tune state save
+        # kill once the bucket holds a result and a saved Tune state that knows its trial (results.jsonl
+        # goes up first, so a kill in between rightly resumes without that trial's reports)
         deadline = time.time() + 300
         while time.time() < deadline and first.poll() is None:
             info = fs.get_file_info("bucket/autohas/e/results.jsonl")
-            if info.size:
+            if info.size and _saved(fs, "bucket/autohas/e/random-seed0", set(_epochs(_read(fs, "bucket/autohas/e/results.jsonl")))):
                 break
             time.sleep(0.3)
         assert first.poll() is None, (tmp_path / "first.log").read_text()[-2000:]
@@ -85,7 +104,7 @@ def test_killed_experiment_in_object_storage_resumes_without_a_local_copy(s3, tm
     assert done.returncode == 0, done.stderr[-3000:]
     after = _epochs(_read(fs, "bucket/autohas/e/results.jsonl"))
     assert len(after) == 2 and all(e == [1, 2] for e in after.values()), after
-    assert set(before) <= set(after)  # trials of the first driver were continued, not replaced
+    assert set(before) <= set(after)  # trials the first driver's saved state knew were continued, not replaced
     # the uploaded driver files are those of the local copy, and the report is there
     copy = tmp_path / "second-machine"
     results = next(copy.rglob("e/results.jsonl"))
