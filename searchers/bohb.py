@@ -16,6 +16,7 @@ import warnings
 
 import numpy as np
 from ray.tune.schedulers import HyperBandForBOHB
+from ray.tune.schedulers.hyperband import _Bracket
 from ray.tune.search.bohb import TuneBOHB
 
 from autohas.schema import METRIC, MODE
@@ -60,12 +61,34 @@ class SeededBOHB(TuneBOHB):
             super().on_trial_complete(trial_id, result, error)
 
 
+class _FullScheduleBracket(_Bracket):
+    """A HyperBand bracket whose rungs are max_t / eta^k epochs (rounded), so its last rung is the whole
+    schedule. Ray multiplies its truncated first rung instead: max_t 12 and eta 3 give 1, 3, 9, and
+    the best trials of the largest bracket would stop at 9 of the 12 epochs."""
+
+    def successive_halving(self, metric: str, metric_op: float):
+        kept = super().successive_halving(metric, metric_op)
+        self._r = self._cumul_r = max(1, round(self._max_t_attr / self._eta**self._halves))
+        return kept
+
+
+class FullScheduleHyperBandForBOHB(HyperBandForBOHB):
+    """HyperBandForBOHB with rungs 12/9 -> 1, 12/3 = 4, 12 (hpbandster's budgets max_budget * eta^-k)."""
+
+    def _create_bracket(self, s: int) -> _FullScheduleBracket:
+        # Ray 2.60's private bracket API (the version pyproject pins)
+        return _FullScheduleBracket(
+            time_attr=self._time_attr, max_trials=self._get_n0(s), init_t_attr=self._get_r0(s),
+            max_t_attr=self._max_t_attr, eta=self._eta, s=s, stop_last_trials=self._stop_last_trials,
+        )
+
+
 def bohb_scheduler(max_epochs: int, min_epochs: int = 1) -> HyperBandForBOHB:
-    """HyperBand brackets over the benchmark's epochs min_epochs..max_epochs.
+    """HyperBand brackets over the benchmark's epochs min_epochs..max_epochs, each ending at max_epochs.
 
     A benchmark with a single fidelity up to the budget (the CSV table: 12 epochs
     only) gets one bracket of one trial at that fidelity, so that BOHB's model sees
     each evaluation at the budget it really had, rather than at rungs no trial can stop at.
     """
     eta = ETA if min_epochs < max_epochs else max_epochs**2 + 1  # the latter: log_eta(max) < 1/2, one bracket
-    return HyperBandForBOHB(time_attr="epoch", max_t=max_epochs, reduction_factor=eta, stop_last_trials=True)
+    return FullScheduleHyperBandForBOHB(time_attr="epoch", max_t=max_epochs, reduction_factor=eta, stop_last_trials=True)

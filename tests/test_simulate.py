@@ -44,6 +44,11 @@ def test_bohb_multi_fidelity_in_both_modes(ray_session, official_everywhere, tmp
     final_epochs = [max(e) for e in epochs_per_trial.values()]
     assert max(final_epochs) == 12 and min(final_epochs) < 12  # promoted and stopped trials
     assert all(1 <= e <= 12 for e in final_epochs)  # never a budget the benchmark lacks
+    # the rungs are 12/9 -> 1, 12/3 = 4 and 12: every bracket ends at the whole schedule (Ray's own
+    # rungs would be 1, 3, 9 in the largest bracket)
+    assert set(final_epochs) <= {1, 4, 12}
+    first_bracket = [max(e) for e in list(epochs_per_trial.values())[:9]]
+    assert sorted(first_bracket) == [1] * 6 + [4] * 2 + [12]
     # HyperBand's first rung: several trials stop after 1 epoch
     assert final_epochs.count(1) >= 3
     execute(spec)
