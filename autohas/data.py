@@ -708,8 +708,9 @@ class Batches:
 
     Randomness: epoch ``e`` reseeds a ``torch.Generator`` on ``device`` from ``(seed, e)`` and
     draws that epoch's permutation, crop offsets and flips up front. ``get_state()`` is therefore
-    just ``{"seed", "epoch"}`` (small, JSON-friendly, device-independent); take it between
-    epochs, and ``set_state`` on a new instance resumes the same sequence of batches.
+    just ``{"seed", "epoch"}`` (small, JSON-friendly); take it between epochs, and ``set_state``
+    on a new instance on the same kind of device resumes the same sequence of batches (CPU and
+    CUDA generators draw different streams from one seed).
     """
 
     def __init__(

@@ -7,7 +7,7 @@ import os
 import pytest
 import torch
 
-from trainables.gpu_memory import GpuOutOfMemory, describe_out_of_memory, out_of_memory_explained
+from trainables.gpu_memory import GpuOutOfMemory, describe_out_of_memory, is_out_of_memory, out_of_memory_explained
 
 
 def test_the_message_names_the_share_and_the_remedies():
@@ -27,6 +27,24 @@ def test_only_out_of_memory_is_translated(ray_session):
     with pytest.raises(ValueError):
         with out_of_memory_explained():
             raise ValueError("something else")
+    with pytest.raises(RuntimeError, match="shapes cannot be multiplied") as caught:
+        with out_of_memory_explained():
+            raise RuntimeError("mat1 and mat2 shapes cannot be multiplied (2x3 and 4x5)")
+    assert not isinstance(caught.value, GpuOutOfMemory)
+
+
+@pytest.mark.parametrize("text", [
+    "cuDNN error: CUDNN_STATUS_ALLOC_FAILED",
+    "CUDA error: CUBLAS_STATUS_ALLOC_FAILED when calling `cublasCreate(handle)`",
+    "CUDA error: out of memory\nCUDA kernel errors might be asynchronously reported",
+])
+def test_cuda_library_allocation_failures_are_out_of_memory_too(text):
+    # cuDNN and cuBLAS report a failed workspace allocation as a plain RuntimeError
+    assert is_out_of_memory(RuntimeError(text)) and not is_out_of_memory(RuntimeError("CUDNN_STATUS_NOT_SUPPORTED"))
+    with pytest.raises(GpuOutOfMemory) as caught:
+        with out_of_memory_explained():
+            raise RuntimeError(text)
+    assert str(caught.value).startswith("out of GPU memory") and caught.value.__cause__.args == (text,)
 
 
 def flaky_train(config: dict, setup, marker: str) -> None:

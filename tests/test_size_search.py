@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import weakref
 
 import pytest
 import torch
@@ -212,10 +213,27 @@ def test_without_a_benchmark_the_derived_widths_are_retrained(digits, monkeypatc
 
     monkeypatch.setattr(search_module, "cached_splits", lambda *a: digits)
     monkeypatch.setattr(train, "cached_splits", lambda *a: digits)
+    made = []  # the searches built, weakly: re-training must not keep one (and its device memory) alive
+
+    class TrackedSearch(search_module.SupernetSearch):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            made.append(weakref.ref(self))
+
+    monkeypatch.setattr(search_module, "SupernetSearch", TrackedSearch)
     recipe = dataclasses.replace(TINY, retrain_epochs=1)
     setup = SearchSetup("nats-sss", "digits", None, "mask-gumbel", 0, recipe=recipe)
-    results = [r for r, _ in search_results(setup, "t1")]
-    assert [r["epoch"] for r in results] == [1, 2, 3]
+    results, states, alive = [], [], []
+    for result, state in search_results(setup, "t1"):
+        results.append(result)
+        states.append(state)
+        alive.append(sum(ref() is not None for ref in made))
+    assert [r["epoch"] for r in results] == [1, 2, 3] and alive == [1, 1, 0] and len(made) == 1
+    # the re-training checkpoint still carries the finished search, so a resume can rebuild it
+    searched, retraining = states[1], states[2]
+    assert "retrain" in retraining and retraining["epoch"] == searched["epoch"] == 2
+    assert torch.equal(retraining["alpha"], searched["alpha"])
+    assert all(torch.equal(retraining["supernet"][k], v) for k, v in searched["supernet"].items())
     space = get_space("nats-sss")
     for r in results:
         assert space.arch_to_index(r["arch"]) == r["arch_index"] and r["space"] == "nats-sss"

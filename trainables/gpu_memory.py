@@ -53,13 +53,37 @@ def describe_out_of_memory(share: float | None = None) -> str:
     return "; ".join(parts)
 
 
+# What cuDNN and cuBLAS say when their own workspace allocation fails: torch raises these as a
+# plain RuntimeError, not as OutOfMemoryError.
+LIBRARY_ALLOC_FAILURES = ("CUDNN_STATUS_ALLOC_FAILED", "CUBLAS_STATUS_ALLOC_FAILED", "CUDA error: out of memory")
+
+
+def is_out_of_memory(exc: BaseException) -> bool:
+    """Whether an exception means the GPU ran out of memory (torch's own error or a CUDA library's)."""
+    if isinstance(exc, torch.OutOfMemoryError):
+        return True
+    return isinstance(exc, RuntimeError) and any(text in str(exc) for text in LIBRARY_ALLOC_FAILURES)
+
+
 @contextlib.contextmanager
 def out_of_memory_explained() -> Iterator[None]:
-    """Re-raise torch's OutOfMemoryError as GpuOutOfMemory with `describe_out_of_memory`'s message."""
+    """Re-raise an out-of-GPU-memory error as GpuOutOfMemory with `describe_out_of_memory`'s message."""
     try:
         yield
-    except torch.OutOfMemoryError as exc:
+    except RuntimeError as exc:
+        if isinstance(exc, GpuOutOfMemory) or not is_out_of_memory(exc):
+            raise
         message = describe_out_of_memory(_assigned_gpu_share())
         if torch.cuda.is_available():
             torch.cuda.empty_cache()  # the retry may land on this GPU again
         raise GpuOutOfMemory(message) from exc
+
+
+def release_device_memory() -> None:
+    """Collect dropped objects (a search's method refers back to it, a cycle) and hand cached GPU
+    blocks back, so that trials packed on one GPU do not see memory that nothing uses as taken."""
+    import gc
+
+    gc.collect()
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()

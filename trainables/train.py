@@ -114,6 +114,9 @@ class Training:
             torch.set_num_threads(max(1, setup.threads))
         else:
             torch.backends.cudnn.benchmark = True  # fixed input shapes: let cuDNN pick its fastest kernels
+        # bf16 autocast only where cuDNN has bf16 kernels (compute capability 8.0+, e.g. A100, A10G,
+        # H100); on older GPUs (T4, V100) bf16 convolutions fall back to slow kernels, so train in fp32.
+        self.bf16 = self.device.type == "cuda" and torch.cuda.get_device_capability(self.device)[0] >= 8
         splits = splits or cached_splits(setup.dataset, setup.data_dir, setup.cache_dir)
         self.spec = splits.spec
         torch.manual_seed(seed)
@@ -133,7 +136,7 @@ class Training:
         self.wall = 0.0  # all seconds of the trial so far (test evaluation included), over all attempts
 
     def _autocast(self):
-        return torch.autocast("cuda", dtype=torch.bfloat16, enabled=self.device.type == "cuda")
+        return torch.autocast("cuda", dtype=torch.bfloat16, enabled=self.bf16)
 
     def _inputs(self, x: torch.Tensor) -> torch.Tensor:
         return x.contiguous(memory_format=torch.channels_last) if self.device.type == "cuda" else x
@@ -160,7 +163,8 @@ class Training:
 
     @torch.no_grad()
     def accuracy(self, batches) -> float:
-        """Top-1 accuracy (%) on a split, with BN in inference mode, in float32 as the benchmark measured it."""
+        """Top-1 accuracy (%) on a split, with BN in inference mode, outside autocast (float32 weights and
+        activations as the benchmark measured it; cuDNN may still use TF32 convolutions on Ampere and later)."""
         self.model.eval()
         correct = torch.zeros((), dtype=torch.long, device=self.device)
         count = 0

@@ -331,6 +331,7 @@ def search_results(setup: SearchSetup, trial_id: str, state: dict | None = None)
     scratch with H0 and the method's derived hyperparameters, its accuracies measured.
     """
     from autohas.spaces import get_space
+    from trainables.gpu_memory import release_device_memory
 
     space = arch_space(setup.space)
     since = time.perf_counter()
@@ -361,10 +362,47 @@ def search_results(setup: SearchSetup, trial_id: str, state: dict | None = None)
         yield result, search.state()
     if setup.retrain_epochs > 0:
         retrain = None if state is None else state.get("retrain")
-        yield from retrain_results(setup, trial_id, search, retrain)
+        outcome = SearchOutcome.of(search)
+        del search, state  # the supernet, its optimisers and data leave the device before re-training
+        release_device_memory()
+        yield from retrain_results(setup, trial_id, outcome, retrain)
 
 
-def retrain_results(setup: SearchSetup, trial_id: str, search: SupernetSearch, state: dict | None) -> Iterator[tuple[dict, dict]]:
+@dataclass(frozen=True)
+class SearchOutcome:
+    """What re-training needs from a finished search, every tensor on the CPU."""
+
+    arch: str  # the derived architecture
+    epoch: int
+    seconds: float
+    wall: float
+    hparams: dict  # the method's derived hyperparameters (schema)
+    training_hparams: dict  # what re-training changes in H0
+    state: dict  # the search's checkpoint state, saved again with every re-training epoch
+
+    @classmethod
+    def of(cls, search: SupernetSearch) -> SearchOutcome:
+        if search.derived is None:
+            search.derive()
+        return cls(
+            arch=search.supernet.arch(search.derived), epoch=search.epoch, seconds=search.seconds, wall=search.wall,
+            hparams=search.method.hparams(), training_hparams=search.method.training_hparams(),
+            state=_on_cpu(search.state()),
+        )
+
+
+def _on_cpu(value):
+    """`value` with every tensor in it (nested in dicts, lists and tuples) moved to the CPU."""
+    if isinstance(value, torch.Tensor):
+        return value.cpu()
+    if isinstance(value, dict):
+        return {key: _on_cpu(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return type(value)(_on_cpu(item) for item in value)
+    return value
+
+
+def retrain_results(setup: SearchSetup, trial_id: str, outcome: SearchOutcome, state: dict | None) -> Iterator[tuple[dict, dict]]:
     """Train the search's final architecture from scratch (the train trainable's loop), epoch by epoch.
 
     The recipe is H0 over `retrain_epochs`, with what the method derived (AutoHAS: its
@@ -374,25 +412,21 @@ def retrain_results(setup: SearchSetup, trial_id: str, search: SupernetSearch, s
     from trainables.train import TrainSetup, recipe_for, train_results
 
     epochs = setup.retrain_epochs
-    if search.derived is None:
-        search.derive()
-    arch = search.supernet.arch(search.derived)
     space = arch_space(setup.space)
     train_setup = TrainSetup(
         space=space, dataset=setup.dataset, data_dir=setup.data_dir, budget=epochs, seed=setup.seed,
-        algo=setup.algo, recipe=dataclasses.replace(recipe_for(setup.dataset, epochs), **search.method.training_hparams()),
+        algo=setup.algo, recipe=dataclasses.replace(recipe_for(setup.dataset, epochs), **outcome.training_hparams),
         threads=setup.threads, gpu=setup.gpu, cache_dir=setup.cache_dir,
     )
-    config = get_space(space).arch_to_config(arch)
-    searched = search.state()
+    config = get_space(space).arch_to_config(outcome.arch)
     for result, training in train_results(train_setup, config, trial_id, state=state):
         result.update(
-            space=setup.space, epoch=search.epoch + training.epoch, budget=search.epoch + training.epoch,
-            trial_sim_seconds=search.seconds + result["trial_sim_seconds"],
-            wall_seconds=search.wall + result["wall_seconds"],
-            hparams={**search.method.hparams(), "retrain_epochs": training.epoch},
+            space=setup.space, epoch=outcome.epoch + training.epoch, budget=outcome.epoch + training.epoch,
+            trial_sim_seconds=outcome.seconds + result["trial_sim_seconds"],
+            wall_seconds=outcome.wall + result["wall_seconds"],
+            hparams={**outcome.hparams, "retrain_epochs": training.epoch},
         )
-        yield result, {**searched, "retrain": training.state()}
+        yield result, {**outcome.state, "retrain": training.state()}
 
 
 def weight_sharing_trainable(config: dict, setup: SearchSetup) -> None:
