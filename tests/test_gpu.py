@@ -90,9 +90,8 @@ def test_search_on_the_device_frees_its_memory_before_re_training(gpu, cache, mo
 
 
 def test_tune_packs_fractional_gpu_trials_on_one_gpu(gpu, ray_session, cache, tmp_path, monkeypatch):
-    import json
-
     from autohas.tune import main
+    from tests.test_train_cli import by_trial, records
 
     if not gpu:
         pytest.skip("needs a real GPU: Ray schedules GPU fractions only where it sees one")
@@ -101,9 +100,7 @@ def test_tune_packs_fractional_gpu_trials_on_one_gpu(gpu, ray_session, cache, tm
                  "--num-samples", "4", "--epochs", "2", "--gpus-per-trial", "0.5", "--cpus-per-trial", "1",
                  "--storage", str(tmp_path), "--name", "packed"])
     assert code == 0
-    rows = [json.loads(line) for line in (tmp_path / "packed" / "results.jsonl").read_text().splitlines()]
-    trials = {}
-    for row in rows:
-        trials.setdefault(row["trial_id"], []).append(row["epoch"])
+    rows = records(tmp_path / "packed")
+    trials = by_trial(rows)
     assert len(trials) == 4 and all(epochs == [1, 2] for epochs in trials.values())
     assert all(row["valid_acc"] > 10.0 for row in rows if row["epoch"] == 2)  # above chance: they trained

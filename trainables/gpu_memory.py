@@ -74,8 +74,7 @@ def out_of_memory_explained() -> Iterator[None]:
         if isinstance(exc, GpuOutOfMemory) or not is_out_of_memory(exc):
             raise
         message = describe_out_of_memory(_assigned_gpu_share())
-        if torch.cuda.is_available():
-            torch.cuda.empty_cache()  # the retry may land on this GPU again
+        release_device_memory()  # the retry may land on this GPU again
         raise GpuOutOfMemory(message) from exc
 
 
