@@ -25,7 +25,7 @@ from trainables.weight_sharing.autohas import compress, expected
 from trainables.weight_sharing.explained import (
     SALIENCY_IMAGES, input_bound, reweight, saliency_perturbation, soft_cross_entropy,
 )
-from trainables.weight_sharing.methods import RESNET_CELL_INDEX
+from trainables.weight_sharing.methods import RESNET_CELL_INDEX, clip_gradients
 from trainables.weight_sharing.search import SearchSetup, arch_of, cosine_between, search_results
 
 from tests.test_weight_sharing import TINY, digits, make  # noqa: F401 (digits is a fixture)
@@ -322,7 +322,7 @@ def test_autohas_derives_hyperparameters_inside_their_bases(digits, algo):
     method = search.method
     to_h0 = REFERENCE_BATCH / recipe.batch_size
     total = recipe.epochs * recipe.steps_per_epoch
-    lrs = [cosine_between(recipe.lr, recipe.lr_min, t, total) for t in range(total)]
+    lrs = [cosine_between(recipe.lr, recipe.lr_min, t // recipe.steps_per_epoch, recipe.epochs) for t in range(total)]
     assert len(method.schedule) == total and method.epoch_ends == [3, 6]
     mean_multiplier = float(np.mean(MULTIPLIERS))
     for value, lr in zip(method.schedule, lrs):
@@ -392,7 +392,7 @@ def test_autohas_hypergradients_match_brute_force_steps(digits):
             group["lr"], group["weight_decay"] = lr, wd
         search.w_optimizer.zero_grad(set_to_none=True)
         F.cross_entropy(search.supernet(train[0], indices=indices), train[1]).backward()
-        nn.utils.clip_grad_norm_(search.supernet.parameters(), search.recipe.grad_clip)
+        clip_gradients(search.supernet.parameters(), search.recipe.grad_clip)
         search.w_optimizer.step()
         with torch.no_grad():
             return float(F.cross_entropy(search.supernet(valid[0], indices=indices), valid[1]))
@@ -474,16 +474,17 @@ def test_autohas_retraining_uses_the_derived_schedule_and_resumes_exactly(digits
     assert retrain.weight_decay == pytest.approx(wd)
     assert results[3]["hparams"]["weight_decay"] == pytest.approx(wd)
     steps = runs[3][1]["retrain"]["optimizer"]["state"]
-    total = 2 * -(-len(digits.train) // retrain.batch_size)
-    assert retrain.lr_at(0, total) == pytest.approx(schedule[0])
-    assert retrain.lr_at(total, total) == pytest.approx(schedule[-1])
+    per_epoch = -(-len(digits.train) // retrain.batch_size)
+    total = 2 * per_epoch
+    assert retrain.lr_at(0, 0, per_epoch) == pytest.approx(schedule[0])
+    assert retrain.lr_at(2, 0, per_epoch) == pytest.approx(schedule[-1])
     for step in range(total):
         where = step / total * (len(schedule) - 1)
         a, b = schedule[int(np.floor(where))], schedule[int(np.ceil(where))]
-        assert min(a, b) - 1e-12 <= retrain.lr_at(step, total) <= max(a, b) + 1e-12
+        assert min(a, b) - 1e-12 <= retrain.lr_at(step // per_epoch, step % per_epoch, per_epoch) <= max(a, b) + 1e-12
     # the optimiser really ran with it: the last step's learning rate and the derived weight decay
     group = runs[3][1]["retrain"]["optimizer"]["param_groups"][0]
-    assert group["lr"] == pytest.approx(retrain.lr_at(total - 1, total))
+    assert group["lr"] == pytest.approx(retrain.lr_at(1, per_epoch - 1, per_epoch))
     assert group["weight_decay"] == pytest.approx(wd)
     assert steps  # momentum buffers exist: steps were taken
 

@@ -103,7 +103,8 @@ def test_second_order_darts_differs_from_first_order(digits):
 
 def test_second_order_gradient_is_the_unrolled_gradient(digits):
     """darts-v2's alpha gradient equals d/d alpha of L_val(w - xi (dL_train/dw + wd w), alpha),
-    computed exactly by double backward (on a smooth model, in float64)."""
+    computed exactly by double backward (on a smooth model, in float64; before any weight step,
+    so no momentum buffer yet)."""
     search = make(digits, "darts-v2")
     train, valid = next(iter(search.train)), next(iter(search.arch_batches))
     train, valid = (train[0].double(), train[1]), (valid[0].double(), valid[1])
@@ -111,6 +112,7 @@ def test_second_order_gradient_is_the_unrolled_gradient(digits):
     search.alpha = torch.nn.Parameter(torch.randn(6, 5, dtype=torch.float64))
     search.a_optimizer = torch.optim.Adam([search.alpha], lr=3e-4)
     search.lr = 0.1
+    search.w_optimizer = torch.optim.SGD(search.supernet.parameters(), lr=search.lr, momentum=0.9, weight_decay=TINY.weight_decay)
     got = {}
     search.method._alpha_step = lambda g: got.setdefault("g", g)
     search.method.arch_step(train, valid)
@@ -172,7 +174,7 @@ def test_operation_strength_is_the_epoch_mean_of_abs_alpha_gradients(digits):
 def test_saliency_is_the_first_order_loss_change_of_removing_an_op(digits):
     search = make(digits, "darts-v1", select="saliency", recipe=dataclasses.replace(TINY, steps_per_epoch=1))
     search.search_epoch()
-    x, y = search.selection_batch()
+    x, y = next(iter(search.valid))
     search.selection.start_epoch()
     search.selection.observe(x, y)
     net = search.supernet.double()
@@ -195,14 +197,13 @@ def test_sampled_selection_keeps_the_best_candidate_on_the_validation_batch(digi
     search = make(digits, "rsps")
     search.search_epoch()
     candidates = [[1, 1, 1, 1, 1, 1], [0, 0, 0, 0, 0, 0], [3, 3, 3, 3, 3, 3], [2, 4, 2, 4, 2, 4]]
-    queue = list(candidates)
-    search.method.sample_candidate = lambda: queue.pop(0)
-    state = search.generator.get_state()
+    search.method.candidates = lambda count: list(candidates)
+    state = search.valid_order.get_state()
     chosen = search.derive()
-    search.generator.set_state(state)
-    x, y = search.selection_batch()
+    search.valid_order.set_state(state)
+    batches = search.controller_batches()  # each candidate on the next shuffled validation batch
     with torch.no_grad():
-        accs = [float((search.supernet(x, indices=c).argmax(1) == y).float().mean()) for c in candidates]
+        accs = [float((search.supernet(x, indices=c).argmax(1) == y).float().mean()) for c, (x, y) in zip(candidates, batches)]
     assert chosen == candidates[int(np.argmax(accs))]
 
 

@@ -37,19 +37,21 @@ class Recipe:
 
     epochs: int = 12  # the length of the cosine schedule
     batch_size: int = 256
-    lr: float = 0.1  # cosine from lr to 0 over `epochs`, updated every step
+    lr: float = 0.1  # cosine from lr to 0 over `epochs`, stepped per epoch (xautodl's CosineAnnealingLR)
     momentum: float = 0.9
     weight_decay: float = 5e-4
     nesterov: bool = True
     eval_batch_size: int = 512
     lr_schedule: tuple[float, ...] | None = None  # instead of the cosine: values over the run, interpolated (AutoHAS)
 
-    def lr_at(self, step: int, total_steps: int) -> float:
-        """The learning rate of `step` (0-based) of `total_steps`: the cosine, or the given schedule at that point."""
+    def lr_at(self, epoch: int, step: int, steps_per_epoch: int) -> float:
+        """The learning rate of step `step` (0-based) of epoch `epoch`: the cosine at the epoch (the
+        benchmark's schedule: constant within an epoch), or the given schedule at that point of the run."""
         if self.lr_schedule is None:
-            return cosine_lr(self.lr, step, total_steps)
+            return cosine_lr(self.lr, epoch, self.epochs)
         points = len(self.lr_schedule)
-        where = min(step, total_steps) / max(1, total_steps) * (points - 1)
+        total_steps = self.epochs * steps_per_epoch
+        where = min(epoch * steps_per_epoch + step, total_steps) / max(1, total_steps) * (points - 1)
         return float(np.interp(where, np.arange(points), self.lr_schedule))
 
 
@@ -86,7 +88,7 @@ def trial_seed(run_seed: int, arch_index: int) -> int:
 
 
 def cosine_lr(base: float, step: int, total_steps: int) -> float:
-    """Cosine annealing from `base` to 0 over `total_steps`, evaluated at `step` (0-based)."""
+    """Cosine annealing from `base` to 0 over `total_steps` (steps or epochs), evaluated at `step` (0-based)."""
     return 0.5 * base * (1.0 + math.cos(math.pi * min(step, total_steps) / total_steps))
 
 
@@ -145,19 +147,16 @@ class Training:
         """One epoch of SGD on the train split; the mean training loss."""
         self.model.train()
         steps_per_epoch = len(self.train)
-        total = self.recipe.epochs * steps_per_epoch
-        step = self.epoch * steps_per_epoch
         losses = []
-        for x, y in self.train:
+        for step, (x, y) in enumerate(self.train):
             for group in self.optimizer.param_groups:
-                group["lr"] = self.recipe.lr_at(step, total)
+                group["lr"] = self.recipe.lr_at(self.epoch, step, steps_per_epoch)
             with self._autocast():
                 loss = self.loss(self.model(self._inputs(x)), y)
             self.optimizer.zero_grad(set_to_none=True)
             loss.backward()
             self.optimizer.step()
             losses.append(loss.detach())
-            step += 1
         self.epoch += 1
         return float(torch.stack(losses).mean()) if losses else float("nan")
 

@@ -4,13 +4,16 @@ One cell topology is shared by all 15 cells (the benchmark's architectures repea
 cell), so the architecture is one (edges x operations) matrix, given to `forward`:
 
 - `weights` only: every edge outputs `sum_k weights[e, k] * op_k(x)` (DARTS' mixture);
-- `indices` (one op per edge): only that op runs, scaled by `weights[e, index]` when
-  weights are given (GDAS' straight-through one-hot: the sampled path's gradient reaches
-  the architecture parameters) and unscaled otherwise (a discrete candidate).
+- `indices` (one op per edge): only that op runs, unscaled (a discrete candidate); or,
+  with `weights` too (GDAS), scaled by `weights[e, index]` plus the bare weight of every
+  other op of the edge, as the reference's `forward_gdas` does: those add 0 forward (a
+  straight-through one-hot) but give every alpha of the edge a gradient backward;
+- `indices` may also hold one such list per search cell (RSPS samples each cell apart).
 
-BatchNorm always normalises with the batch's statistics (no running estimates), and the
-candidate operations have no learnt scale/shift: NATS-Bench's weight-sharing settings,
-which make a sub-network's accuracy meaningful under shared weights.
+BatchNorm as NATS-Bench's search builds it: the search cells' candidates and the final BN
+learn no scale/shift and normalise with batch statistics (in evaluation too), which makes
+a sub-network's accuracy meaningful under shared weights; the stem and the residual blocks
+keep PyTorch's defaults (affine, running estimates, used in evaluation mode).
 """
 from __future__ import annotations
 
@@ -43,10 +46,13 @@ class MixedEdge(nn.Module):
         self.candidates = nn.ModuleList(OPS[op](c, c, 1, affine=False) for op in OPERATIONS)
 
     def forward(self, x: torch.Tensor, weights: torch.Tensor | None, index: int | None) -> torch.Tensor:
-        if index is not None:
-            out = self.candidates[index](x)
-            return out if weights is None else out * weights[index]
-        return sum(w * op(x) for w, op in zip(weights, self.candidates))
+        if index is None:
+            return sum(w * op(x) for w, op in zip(weights, self.candidates))
+        out = self.candidates[index](x)
+        if weights is None:
+            return out
+        others = [weights[k] for k in range(len(self.candidates)) if k != index]
+        return out * weights[index] + sum(others)
 
 
 class SearchCell(nn.Module):
@@ -57,6 +63,7 @@ class SearchCell(nn.Module):
         self.edges = nn.ModuleList(MixedEdge(c) for _ in EDGES)
 
     def forward(self, x: torch.Tensor, weights: torch.Tensor | None, indices: Sequence[int] | None) -> torch.Tensor:
+        """`indices`: one op index per edge (or None: the mixture of `weights`)."""
         nodes = [x]
         for node in range(1, 4):
             total = None
@@ -88,10 +95,18 @@ class TssSupernet(nn.Module):
                 layers.append(ResidualBlock(widths[stage - 1], width, 2))
             layers.extend(SearchCell(width) for _ in range(cells_per_stage))
         self.cells = nn.ModuleList(layers)
-        self.lastact = nn.Sequential(nn.BatchNorm2d(widths[-1]), nn.ReLU(inplace=True))
+        self.lastact = nn.Sequential(nn.BatchNorm2d(widths[-1], affine=False), nn.ReLU(inplace=True))
         self.global_pooling = nn.AdaptiveAvgPool2d(1)
         self.classifier = nn.Linear(widths[-1], num_classes)
-        use_batch_statistics(self)
+        for layer in self.cells:
+            if isinstance(layer, SearchCell):
+                use_batch_statistics(layer)
+        use_batch_statistics(self.lastact)
+
+    @property
+    def search_cells(self) -> int:
+        """How many search cells the supernet has (per-cell `indices` give one list each)."""
+        return sum(isinstance(layer, SearchCell) for layer in self.cells)
 
     @property
     def shape(self) -> tuple[int, int]:
@@ -110,8 +125,14 @@ class TssSupernet(nn.Module):
     ) -> torch.Tensor:
         if weights is None and indices is None:
             raise ValueError("the supernet needs mixing weights, op indices, or both")
+        per_cell = indices is not None and len(indices) > 0 and isinstance(indices[0], (list, tuple))
         x = self.stem(x)
+        cell = 0
         for layer in self.cells:
-            x = layer(x, weights, indices) if isinstance(layer, SearchCell) else layer(x)
+            if isinstance(layer, SearchCell):
+                x = layer(x, weights, indices[cell] if per_cell else indices)
+                cell += 1
+            else:
+                x = layer(x)
         x = self.global_pooling(self.lastact(x))
         return self.classifier(torch.flatten(x, 1))

@@ -38,7 +38,7 @@ from torch import nn
 
 from autohas.spaces.nats_tss import OPERATIONS
 from autohas.spaces.has import DEFAULT_WEIGHT_DECAY, MULTIPLIERS, REFERENCE_BATCH
-from trainables.weight_sharing.methods import Batch, Method, gumbel_straight_through, resnet_cell
+from trainables.weight_sharing.methods import Batch, Method, clip_gradients, gumbel_straight_through, resnet_cell
 
 if TYPE_CHECKING:
     from trainables.weight_sharing.search import SupernetSearch
@@ -108,7 +108,7 @@ class AutoHas(Method):
         search.w_optimizer.zero_grad(set_to_none=True)
         loss = F.cross_entropy(search.supernet(xt, indices=arch["indices"]), yt)
         loss.backward()
-        nn.utils.clip_grad_norm_(params, r.grad_clip)
+        clip_gradients(params, r.grad_clip)
         search.w_optimizer.step()
 
         wrt = ([search.alpha] if self.searches_arch else []) + params

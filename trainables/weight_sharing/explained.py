@@ -36,7 +36,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.func import functional_call
 
-from trainables.weight_sharing.methods import Batch, DartsV1, Gdas, Method, resnet_cell
+from trainables.weight_sharing.methods import Batch, DartsV1, Gdas, Method, clip_gradients, resnet_cell
 
 if TYPE_CHECKING:
     from trainables.weight_sharing.search import SupernetSearch
@@ -150,7 +150,7 @@ class LearningFromExplanations(Method):
         self.s_optimizer.zero_grad(set_to_none=True)
         loss = F.cross_entropy(self.student(reweight(delta, x, self.bound), **self.student_kwargs(arch)), y)
         loss.backward()
-        nn.utils.clip_grad_norm_(self.student.parameters(), self.search.recipe.grad_clip)
+        clip_gradients(self.student.parameters(), self.search.recipe.grad_clip)
         self.s_optimizer.step()
         return float(loss.detach())
 

@@ -42,21 +42,25 @@ class SearchRecipe:
     epochs: int = 100
     batch_size: int = 64
     eval_batch_size: int = 512
-    lr: float = 0.025  # weights: SGD, cosine (per step) from lr to lr_min over all epochs
+    lr: float = 0.025  # weights: SGD, cosine per epoch from lr to lr_min over all epochs (xautodl's CosineAnnealingLR)
     lr_min: float = 0.001
     momentum: float = 0.9
     weight_decay: float = 5e-4
     nesterov: bool = True
-    grad_clip: float = 5.0
+    grad_clip: float | None = None  # the supernet weights' gradient norm clip (None: none, as NATS-Bench)
     arch_lr: float = 3e-4  # alpha: Adam
     arch_betas: tuple[float, float] = (0.5, 0.999)
     arch_weight_decay: float = 1e-3
+    arch_eps: float = 1e-8
     tau_max: float = 10.0  # GDAS
     tau_min: float = 0.1
-    enas_lr: float = 1e-3
+    enas_lr: float = 1e-3  # ENAS' controller: Adam (betas as alpha's), no weight decay
     enas_eps: float = 1e-3
     enas_baseline_decay: float = 0.99
     enas_entropy_weight: float = 1e-4
+    enas_controller_steps: int = 50  # controller updates per epoch
+    enas_aggregate: int = 20  # samples (validation batches) per controller update
+    enas_grad_clip: float = 5.0
     candidates: int = 100  # the `sampled` selection
     channels: int = 16  # supernet: C and cells per stage (the benchmark's skeleton)
     cells_per_stage: int = 5
@@ -148,7 +152,7 @@ def check_method(algo: str, select: str | None, space: str | None = None) -> Non
 
 
 def cosine_between(high: float, low: float, step: int, total: int) -> float:
-    """Cosine annealing from `high` to `low` over `total` steps, at `step`."""
+    """Cosine annealing from `high` to `low` over `total` steps (or epochs), at `step`."""
     return low + 0.5 * (high - low) * (1.0 + math.cos(math.pi * min(step, total) / max(1, total)))
 
 
@@ -186,7 +190,9 @@ class SupernetSearch:
         self.w_optimizer = torch.optim.SGD(
             self.supernet.parameters(), lr=r.lr, momentum=r.momentum, weight_decay=r.weight_decay, nesterov=r.nesterov
         )
-        self.a_optimizer = torch.optim.Adam([self.alpha], lr=r.arch_lr, betas=r.arch_betas, weight_decay=r.arch_weight_decay)
+        self.a_optimizer = torch.optim.Adam(
+            [self.alpha], lr=r.arch_lr, betas=r.arch_betas, weight_decay=r.arch_weight_decay, eps=r.arch_eps
+        )
         self.generator = torch.Generator(device=self.device)
         self.generator.manual_seed(seed)
         bs = r.batch_size
@@ -196,6 +202,10 @@ class SupernetSearch:
         limit = None if r.eval_batches is None else r.eval_batches * r.eval_batch_size
         self.valid = Batches(_subset(splits.valid, limit), splits.spec, r.eval_batch_size, self.device)
         self.test = Batches(_subset(splits.test, limit), splits.spec, r.eval_batch_size, self.device)
+        # shuffled validation batches for candidate selection and ENAS' controller (the reference's valid_loader)
+        self.valid_order = Batches(
+            _subset(splits.valid, limit), splits.spec, r.eval_batch_size, self.device, shuffle=True, seed=seed + 2
+        )
         self.method = METHODS[setup.algo](self)
         self.selection = SELECTIONS[setup.selection](self)
         self.epoch = 0
@@ -213,13 +223,19 @@ class SupernetSearch:
         steps = len(self.train)
         return min(steps, self.recipe.steps_per_epoch) if self.recipe.steps_per_epoch else steps
 
+    def set_epoch_lr(self, epoch: int) -> float:
+        """Set the weights' learning rate for `epoch` (0-based): the cosine steps per epoch, as the reference's."""
+        self.lr = cosine_between(self.recipe.lr, self.recipe.lr_min, epoch, self.recipe.epochs)
+        for group in self.w_optimizer.param_groups:
+            group["lr"] = self.lr
+        return self.lr
+
     def search_epoch(self) -> float:
         """One epoch of search steps; the mean training loss."""
         self.supernet.train()
         self.method.start_epoch(self.epoch)
         self.selection.start_epoch()
-        total = self.recipe.epochs * self.steps_per_epoch
-        step = self.epoch * self.steps_per_epoch
+        self.set_epoch_lr(self.epoch)
         arch_batches = iter(self.arch_batches)
         losses = []
         for i, train in enumerate(self.train):
@@ -229,25 +245,22 @@ class SupernetSearch:
             if valid is None:  # the validation split is smaller than the training split: go round again
                 arch_batches = iter(self.arch_batches)
                 valid = next(arch_batches)
-            self.lr = cosine_between(self.recipe.lr, self.recipe.lr_min, step, total)
-            for group in self.w_optimizer.param_groups:
-                group["lr"] = self.lr
             losses.append(self.method.step(train, valid))
             self.selection.observe(*valid)
-            step += 1
         self.epoch += 1
         self.method.end_epoch()
         return float(np.mean(losses)) if losses else float("nan")
 
-    def selection_batch(self) -> tuple[torch.Tensor, torch.Tensor]:
-        """One validation batch of the evaluation batch size, drawn afresh (seeded) for each derivation."""
-        split_size = int(self.valid.labels.shape[0])
-        index = torch.randperm(split_size, generator=self.generator, device=self.device)[: self.recipe.eval_batch_size]
-        return self.valid.normalise(self.valid.images[index]), self.valid.labels[index]
+    def controller_batches(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        """Shuffled validation batches without end, from a fresh pass (the reference's `iter(valid_loader)`,
+        restarted when exhausted)."""
+        while True:
+            yield from self.valid_order
 
     def derive(self) -> list[int]:
-        """The architecture (op index per edge) the search would return now."""
+        """The architecture (op index per edge) the search would return now (networks in evaluation mode)."""
         fixed = self.method.fixed_indices()
+        self.supernet.eval()
         self.derived = list(fixed) if fixed is not None else list(self.selection.derive())
         return self.derived
 
@@ -259,7 +272,8 @@ class SupernetSearch:
 
     @torch.no_grad()
     def accuracy(self, batches, indices: list[int]) -> float:
-        """Top-1 accuracy (%) of the architecture `indices` inside the supernet."""
+        """Top-1 accuracy (%) of the architecture `indices` inside the supernet (in evaluation mode)."""
+        self.supernet.eval()
         correct, count = 0, 0
         for x, y in batches:
             correct += int((self.supernet(x, indices=indices).argmax(dim=1) == y).sum())
@@ -279,6 +293,7 @@ class SupernetSearch:
             "method": self.method.state_dict(),
             "train_order": self.train.get_state(),
             "arch_order": self.arch_batches.get_state(),
+            "valid_order": self.valid_order.get_state(),
             "derived": self.derived,
         }
 
@@ -292,6 +307,7 @@ class SupernetSearch:
         self.method.load_state_dict(state["method"])
         self.train.set_state(state["train_order"])
         self.arch_batches.set_state(state["arch_order"])
+        self.valid_order.set_state(state["valid_order"])
         self.epoch = int(state["epoch"])
         self.seconds = float(state["seconds"])
         self.wall = float(state["wall"])

@@ -7,8 +7,9 @@
   its edge, to first order (Taylor): (beta_op * dL_val/d beta_op)^2, averaged over the
   epoch's validation batches (decision: removal = dropping its term from the mixture, no
   renormalisation; the mixing-weight form of METHODS.md section 6).
-- `sampled`: the best of `candidates` architectures drawn from the method's distribution,
-  by accuracy on one validation batch of the evaluation batch size (RSPS, SETN, ENAS).
+- `sampled`: the best of the method's `candidates` architectures (100), each scored by its
+  accuracy on the next batch of a fresh pass over the shuffled validation split, at the
+  evaluation batch size (RSPS, SETN, ENAS; the reference's `get_best_arch`).
 
 The two gradient criteria take one extra forward/backward pass of the mixture on each
 step's validation batch; both read the same gradient dL/d beta (beta = softmax(alpha)),
@@ -104,13 +105,14 @@ class SampledSelection(Selection):
 
     def derive(self) -> list[int]:
         search = self.search
-        x, y = search.selection_batch()
+        candidates = search.method.candidates(search.recipe.candidates)
+        batches = search.controller_batches()
         best, best_acc = None, -1.0
-        for _ in range(search.recipe.candidates):
-            candidate = search.method.sample_candidate()
+        for candidate in candidates:
+            x, y = next(batches)
             with torch.no_grad():
                 acc = float((search.supernet(x, indices=candidate).argmax(dim=1) == y).float().mean())
-            if acc > best_acc:
+            if acc > best_acc:  # the first of equals, as numpy's argmax
                 best, best_acc = candidate, acc
         return best
 
