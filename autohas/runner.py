@@ -367,8 +367,14 @@ def records_by_run(results_path: str) -> dict[tuple[str, int], list[dict]]:
     return runs
 
 
+def search_setups(specs: list[RunSpec], resources: dict) -> dict:
+    """Per method of the experiment, what its trials need besides the seed: each method's own
+    options travel with its trials (tas' FLOPs target reaches tas whichever method comes first)."""
+    return {spec.algo: search_setup(spec, resources) for spec in specs}
+
+
 def search_setup(spec: RunSpec, resources: dict):
-    """What every weight-sharing trial of the experiment needs besides its (algo, seed)."""
+    """What a weight-sharing trial of `spec`'s method needs besides its seed."""
     from trainables.weight_sharing.search import SearchRecipe, SearchSetup
 
     return SearchSetup(
@@ -435,7 +441,7 @@ def execute_weight_sharing(specs: list[RunSpec], resume: bool = False) -> list[R
     runs = [(s.algo, s.seed) for s in specs]
     resources = trial_resources(first)
     trainable = tune.with_resources(
-        tune.with_parameters(weight_sharing_trainable, setup=search_setup(first, resources)), resources
+        tune.with_parameters(weight_sharing_trainable, setups=search_setups(specs, resources)), resources
     )
     start = time.perf_counter()
     if resume:

@@ -261,3 +261,22 @@ def test_limited_evaluation_uses_a_fixed_random_subset_not_the_first_stored_imag
     assert len(first.labels) == 200 and torch.equal(first.labels, again.labels)
     assert len(set(first.labels.tolist())) == 10
     assert _subset(split, None) is split and _subset(split, 5000) is split
+
+
+def test_method_options_travel_with_each_methods_trials(digits, tmp_path):
+    """`--algo mask-gumbel,tas --flops-target 50`: tas' trials get the target though mask-gumbel comes first."""
+    from autohas.runner import RunSpec, search_setups
+    from trainables.weight_sharing.search import trial_setup
+
+    specs = [
+        RunSpec(algo=algo, seed=0, space="nats-sss", dataset="digits", benchmark="", experiment_dir=str(tmp_path),
+                time_budget=None, num_samples=None, flops_target=50.0)
+        for algo in ("mask-gumbel", "tas")
+    ]
+    setups = search_setups(specs, {"cpu": 1})
+    tas = trial_setup({"run": {"algo": "tas", "seed": 3}}, setups)
+    gumbel = trial_setup({"run": {"algo": "mask-gumbel", "seed": 4}}, setups)
+    assert (tas.algo, tas.seed, tas.recipe.flops_target) == ("tas", 3, 50.0)
+    assert (gumbel.algo, gumbel.seed, gumbel.recipe.flops_target) == ("mask-gumbel", 4, None)
+    search = SupernetSearch(dataclasses.replace(tas, recipe=dataclasses.replace(TINY, flops_target=50.0)), splits=digits)
+    assert search.method.cost is not None  # tas builds its cost loss

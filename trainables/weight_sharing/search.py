@@ -445,11 +445,17 @@ def retrain_results(setup: SearchSetup, trial_id: str, outcome: SearchOutcome, s
         yield result, {**outcome.state, "retrain": training.state()}
 
 
-def weight_sharing_trainable(config: dict, setup: SearchSetup) -> None:
+def trial_setup(config: dict, setups: dict[str, SearchSetup]) -> SearchSetup:
+    """The setup of one trial (config["run"]: algo and seed): its method's, with its seed."""
+    run = config["run"]
+    return dataclasses.replace(setups[run["algo"]], seed=int(run["seed"]))
+
+
+def weight_sharing_trainable(config: dict, setups: dict[str, SearchSetup]) -> None:
     """Ray Tune function trainable: one search (config["run"]: algo and seed), a checkpoint every epoch."""
     from ray import tune
 
-    setup = dataclasses.replace(setup, algo=config["run"]["algo"], seed=int(config["run"]["seed"]))
+    setup = trial_setup(config, setups)
     from trainables.gpu_memory import out_of_memory_explained
 
     trial_id = tune.get_context().get_trial_id()
