@@ -1,27 +1,24 @@
 """The nats-sss supernet: every searchable layer built at the largest width, a width a prefix of it.
 
 The skeleton is the sss networks' (stem, cell, residual block, cell, residual block, cell,
-then BN + ReLU, pooling, linear) with each layer 64 channels wide in and out. Layer l's
-width decision applies to every feature map the layer makes (the cell's nodes, the
-residual block's inner convolution, its output): a real network has them all that wide.
-The stem shares layer 0's width, as in the real networks, where the stem is as wide as the
-first cell; the last layer's output is shaped after the final BN + ReLU, so that only the
-kept channels reach the classifier. The architecture is one
-(layers x widths) matrix, given to `forward` in one of four forms:
+then BN + ReLU, pooling, linear), each layer 64 channels wide, built as NATS-Bench's search
+builds it (xautodl's `GenericNAS301Model`, affine 0, BN statistics 0): the stem and the
+cells learn no BN scale/shift and normalise with batch statistics (their convolutions then
+carry a bias); the residual blocks are built with affine=True and track running estimates,
+used in evaluation mode.
 
-- `weights` only: each layer's output times the mixture of prefix masks
-  `sum_j weights[l, j] * mask_j` (masking + Gumbel-softmax, FBNet-V2);
-- `indices` (one width per layer): the prefix mask of that width, scaled by
-  `weights[l, index]` when weights are given too (a straight-through sample), else
-  exactly the network of those widths (up to the approximation below);
-- `pairs` (per layer two width indices and their weights): the two prefixes aligned by
-  channel-wise interpolation to the larger width and mixed (TAS, Eq. 3.12).
+A width decision applies to the output of each of the six modules (stem and five layers),
+as the reference applies it: the stem draws its own sample from layer 0's row of the
+(layers x widths) architecture; inside a cell or block every feature map is 64 channels
+wide. The architecture is given to `forward` per module (6 rows) or per layer (5 rows,
+the stem then takes layer 0's), in one of these forms:
 
-BatchNorm normalises with batch statistics and learns no scale/shift, as NATS-Bench's
-weight-sharing runs: a prefix of a layer's channels is then exactly that layer at the
-smaller width. One approximation remains (NATS-Bench's search code shares it): built at
-64 -> 64, a cell's skip edge is an identity, while a real network whose cell changes
-width has a 1x1 convolution there.
+- `weights` only: each module's output times the mixture of prefix masks
+  `sum_j weights[m, j] * mask_j` (masking + Gumbel-softmax, FBNet-V2);
+- `indices` (one width per module): the prefix mask of that width, scaled by
+  `weights[m, index]` when weights are given too (a straight-through sample);
+- `pairs` (per module two width indices and their weights): the two prefixes aligned by
+  channel-wise interpolation to the larger width, mixed, zero-padded (TAS, Eq. 3.12).
 """
 from __future__ import annotations
 
@@ -67,16 +64,18 @@ class SssSupernet(nn.Module):
         self.widths = tuple(widths)
         c = max(self.widths)
         plan = plan_for("nats-sss", ":".join([str(CHANNELS[-1])] * NUM_LAYERS))
-        self.stem = nn.Sequential(nn.Conv2d(3, c, 3, padding=1, bias=False), nn.BatchNorm2d(c, affine=False))
+        # affine=False: the stem's convolution has a bias, as the reference's (bias = not affine)
+        self.stem = use_batch_statistics(nn.Sequential(nn.Conv2d(3, c, 3, padding=1, bias=True), nn.BatchNorm2d(c, affine=False)))
         self.cells = nn.ModuleList(
-            ResidualBlock(c, c, 2, affine=False) if reduces else InferCell(plan.cell_ops, c, c, affine=False)
+            ResidualBlock(c, c, 2, affine=True) if reduces else use_batch_statistics(InferCell(plan.cell_ops, c, c, affine=False))
             for reduces in plan.reductions
         )
-        self.lastact = nn.Sequential(nn.BatchNorm2d(c, affine=False), nn.ReLU(inplace=False))
+        self.lastact = use_batch_statistics(nn.Sequential(nn.BatchNorm2d(c, affine=False), nn.ReLU(inplace=False)))
         self.global_pooling = nn.AdaptiveAvgPool2d(1)
         self.classifier = nn.Linear(c, num_classes)
         self.register_buffer("masks", prefix_masks(self.widths, c), persistent=False)
-        use_batch_statistics(self)
+        # the architecture row of each shaped module: the stem and the first cell both use layer 0's
+        self.module_layers: tuple[int, ...] = (0, *range(len(self.cells)))
 
     @property
     def shape(self) -> tuple[int, int]:
@@ -87,18 +86,28 @@ class SssSupernet(nn.Module):
         """The official nats-sss string of a width index per layer."""
         return get_space("nats-sss").encode(tuple(self.widths[int(i)] for i in indices))
 
-    def _shape_width(self, x: torch.Tensor, layer: int, weights, indices, pairs) -> torch.Tensor:
+    def per_module(self, arch: Sequence | torch.Tensor | None) -> Sequence | torch.Tensor | None:
+        """`arch` (per layer or per module) as one entry per shaped module: per layer, the stem takes layer 0's."""
+        if arch is None or len(arch) == len(self.module_layers):
+            return arch
+        if len(arch) != len(self.cells):
+            raise ValueError(f"an sss architecture has {len(self.cells)} layers or {len(self.module_layers)} modules, not {len(arch)}")
+        if isinstance(arch, torch.Tensor):
+            return arch[list(self.module_layers)]
+        return [arch[layer] for layer in self.module_layers]
+
+    def _shape_width(self, x: torch.Tensor, module: int, weights, indices, pairs) -> torch.Tensor:
         if pairs is not None:
-            (i, j), w = pairs[layer]
+            (i, j), w = pairs[module]
             ci, cj = self.widths[i], self.widths[j]
             wide = max(ci, cj)
-            mixed = w[0] * channel_interpolate(x[:, :ci], wide) + w[1] * channel_interpolate(x[:, :cj], wide)
+            mixed = channel_interpolate(x[:, :ci], wide) * w[0] + channel_interpolate(x[:, :cj], wide) * w[1]
             return F.pad(mixed, (0, 0, 0, 0, 0, x.shape[1] - wide))
         if indices is not None:
-            index = int(indices[layer])
-            mask = self.masks[index] if weights is None else self.masks[index] * weights[layer, index]
+            index = int(indices[module])
+            mask = self.masks[index] if weights is None else self.masks[index] * weights[module, index]
         else:
-            mask = weights[layer] @ self.masks
+            mask = weights[module] @ self.masks.to(weights.dtype)
         return x * mask.view(1, -1, 1, 1).to(x.dtype)
 
     def forward(
@@ -110,25 +119,8 @@ class SssSupernet(nn.Module):
     ) -> torch.Tensor:
         if weights is None and indices is None and pairs is None:
             raise ValueError("the supernet needs mixing weights, width indices, or width pairs")
-        arch = (weights, indices, pairs)
-        last = len(self.cells) - 1
-        x = self._shape_width(self.stem(x), 0, *arch)
-        for layer, block in enumerate(self.cells):
-            x = self._layer(block, x, lambda feature, layer=layer: self._shape_width(feature, layer, *arch), layer == last)
-        x = self._shape_width(self.lastact(x), last, *arch)
-        x = self.global_pooling(x)
+        arch = (self.per_module(weights), self.per_module(indices), self.per_module(pairs))
+        for module, block in enumerate((self.stem, *self.cells)):
+            x = self._shape_width(block(x), module, *arch)
+        x = self.global_pooling(self.lastact(x))
         return self.classifier(torch.flatten(x, 1))
-
-    @staticmethod
-    def _layer(block: nn.Module, x: torch.Tensor, shape, last: bool) -> torch.Tensor:
-        """Run a cell or residual block with `shape` applied to each feature map it makes
-        (to its output too, unless it is the last layer, shaped after the final BN + ReLU)."""
-        if isinstance(block, ResidualBlock):
-            shortcut = x if block.downsample is None else block.downsample(x)
-            out = shortcut + block.conv_b(shape(block.conv_a(x)))
-            return out if last else shape(out)
-        nodes = [x]
-        for node in range(1, block.num_nodes):
-            total = sum(op(nodes[src]) for op, (dst, src) in zip(block.layers, block.edges) if dst == node)
-            nodes.append(total if last and node == block.num_nodes - 1 else shape(total))
-        return nodes[-1]

@@ -1,91 +1,155 @@
 """Weight-sharing methods of the size space (nats-sss): the three strategies NATS-Bench compares.
 
-alpha is (layers x widths): per layer, logits over the 8 candidate widths.
+alpha is (layers x widths): per layer, logits over the 8 candidate widths. As NATS-Bench's
+search (AutoDL-Projects `exps/NATS-algos/search-size.py` over xautodl's `GenericNAS301Model`),
+every forward draws afresh for each of the supernet's six shaped modules (the stem draws from
+layer 0's row, apart from the first cell), every draw through `self.search.generator`:
 
-| method      | a search step sees                                         | alpha learns from                       |
-|-------------|------------------------------------------------------------|-----------------------------------------|
-| tas         | per layer 2 widths drawn from softmax(alpha), their outputs | the Gumbel weights' gradient (Eq. 3.12) |
-|             | aligned by channel-wise interpolation, Gumbel-weighted      |                                         |
-| mask-gumbel | per layer the Gumbel-softmax mixture of the 8 prefix masks  | the mixture's gradient (FBNet-V2)       |
-| mask-sample | per layer 1 width sampled from softmax(alpha) (a hard mask) | REINFORCE, reward = validation accuracy |
-|             |                                                             | of the sample (TuNAS)                   |
+| method      | per module, a forward sees                                  | alpha learns from                     |
+|-------------|-------------------------------------------------------------|---------------------------------------|
+| tas         | 2 widths drawn from the tempered Gumbel probabilities       | the pair weights' gradient (Eq. 3.12) |
+|             | softmax((log_softmax(alpha) + o) / tau) (`select2withP`),   |                                       |
+|             | aligned by channel-wise interpolation, mixed by the pair's  |                                       |
+|             | renormalised weights                                        |                                       |
+| mask-gumbel | the Gumbel-softmax mixture of the 8 prefix masks            | the mixture's gradient (FBNet-V2)     |
+| mask-sample | 1 width sampled from softmax(alpha) (a hard mask)           | REINFORCE (`mask_rl`, TuNAS)          |
 
-Decisions (METHODS.md 2.6, 8.5, 11.5), the same for all three so they compare:
-- the NATS-Bench weight-sharing recipe for the weights and Adam 3e-4 (betas 0.5, 0.999,
-  wd 1e-3) for alpha, no FLOPs/params cost term (NATS-Bench ran them unconstrained);
-  tas takes TAS' optional FLOPs target (`flops_target` R in MFLOPs: L_val + 2 * L_cost,
-  tolerance 5 %, Eq. 3.14-3.15), with E_cost the exact expected FLOPs of `size_cost.py`;
-- the Gumbel temperature falls linearly from 10 to 0.1 over the search (TAS' schedule);
-- TAS draws its two widths without replacement (with one distinct width the renormalised
-  weight is the constant 1 and alpha learns nothing);
-- mask-sample's baseline is an exponential moving average of the reward, decay 0.95;
-- warm-up (`warmup_ratio`): during the first `warmup_ratio` of the epochs the weights train
-  the widest network alone and alpha stays as initialised;
-- the derived architecture is the argmax width per layer (the `alpha` selection).
+Settings as the reference's: alpha by Adam (lr 3e-4, betas (0.5, 0.999), eps 1e-8, weight
+decay 1e-3; mask-sample 0, as its command lines); the Gumbel temperature falls linearly from
+10 to 0.1 over the epochs; mask-sample's reward is the sample's top-1 accuracy in percent on
+the validation batch, its baseline the bias-corrected exponential moving average (0.95) of
+the rewards including the current one (updated in the warm-up too); warm-up (`warmup_ratio`
+r of T epochs): while r > e / T the architecture is frozen and each module of each forward
+(weight and validation batch) takes the widest width with probability 1 - e / (T r), else a
+uniformly random one. No FLOPs term unless `flops_target` is set (TAS' optional cost loss,
+L_val + lambda L_cost, tolerance t, Eq. 3.14-3.15, E_cost exact by `size_cost.py`). The
+derived architecture is the argmax width per layer (the `alpha` selection).
 """
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Sequence
 
 import torch
 import torch.nn.functional as F
+from torch.distributions import Categorical
 
-from trainables.weight_sharing.methods import Batch, Method, gdas_tau, gumbel_noise, gumbel_softmax
+from trainables.weight_sharing.methods import Batch, Method, gdas_tau
 
 if TYPE_CHECKING:
     from trainables.weight_sharing.search import SupernetSearch
 
+PAIR_EPS = 1e-7  # select2withP: added to the probabilities TAS draws its pair from
 
-def sample_width_pairs(alpha: torch.Tensor, tau: float, generator: torch.Generator) -> list:
-    """TAS per layer: two distinct widths drawn from softmax(alpha) and their renormalised Gumbel weights.
 
-    The weights of the pair are softmax over the two of (log P + o) / tau (Eq. 3.12), so
-    alpha's gradient flows through them when `alpha` requires it.
-    """
-    log_probs = F.log_softmax(alpha, dim=-1)
-    noisy = (log_probs + gumbel_noise(alpha, generator)) / tau
-    chosen = torch.multinomial(log_probs.detach().exp(), 2, replacement=False, generator=generator)
+def tempered_gumbel(logits: torch.Tensor, tau: float, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+    """((log_softmax(logits) + o) / tau, its softmax) per row, o Gumbel noise redrawn while anything
+    is not finite (tau <= 0: the logits and softmax(logits), no noise), as `select2withP`."""
+    if tau <= 0:
+        return logits, F.softmax(logits, dim=-1)
+    while True:
+        noise = -torch.empty_like(logits).exponential_(generator=generator).log()
+        tempered = (F.log_softmax(logits, dim=-1) + noise) / tau
+        probs = F.softmax(tempered, dim=-1)
+        if torch.isfinite(noise).all() and torch.isfinite(probs).all():
+            return tempered, probs
+
+
+def sample_width_pairs(alpha: torch.Tensor, tau: float, generator: torch.Generator, rows: Sequence[int] | None = None) -> list:
+    """TAS: for each row of alpha named in `rows` (default: every row), one draw of two distinct widths
+    from the tempered Gumbel probabilities and their weights, softmax of the pair's tempered logits;
+    alpha's gradient flows through the weights when `alpha` requires it."""
     pairs = []
-    for layer, (i, j) in enumerate(chosen.tolist()):
-        pairs.append(((i, j), F.softmax(noisy[layer, [i, j]], dim=-1)))
+    for row in range(alpha.shape[0]) if rows is None else rows:
+        tempered, probs = tempered_gumbel(alpha[row : row + 1], tau, generator)
+        with torch.no_grad():
+            chosen = torch.multinomial(probs + PAIR_EPS, 2, replacement=False, generator=generator)
+        weights = F.softmax(tempered.gather(1, chosen), dim=1)[0]
+        pairs.append((tuple(chosen[0].tolist()), weights))
     return pairs
 
 
+def top1_percent(logits: torch.Tensor, y: torch.Tensor) -> float:
+    """Top-1 accuracy in percent of a batch, computed as the reference's `obtain_accuracy`."""
+    correct = logits.topk(1, 1, True, True)[1].t().eq(y.view(1, -1))
+    return float(correct.reshape(-1).float().sum() * (100.0 / y.shape[0]))
+
+
+class MovingAverage:
+    """The bias-corrected exponential moving average of the reference's mask_rl baseline."""
+
+    def __init__(self, momentum: float) -> None:
+        self.momentum, self.numerator, self.denominator = momentum, 0.0, 0.0
+
+    def update(self, value: float) -> None:
+        self.numerator = self.momentum * self.numerator + (1 - self.momentum) * value
+        self.denominator = self.momentum * self.denominator + (1 - self.momentum)
+
+    @property
+    def value(self) -> float | None:
+        return self.numerator / self.denominator if self.denominator else None
+
+
 class SizeMethod(Method):
-    """A size-space method: annealed temperature and the optional warm-up of the widest network."""
+    """A size-space method: the annealed temperature, the reference's warm-up, draws per shaped module."""
 
     space = "nats-sss"
+    ARCH_WEIGHT_DECAY: float | None = None  # alpha's Adam weight decay; None: the recipe's arch_weight_decay
 
     def __init__(self, search: "SupernetSearch") -> None:
         super().__init__(search)
         self.tau = search.recipe.tau_max
         self.warming = False
+        self.widest_probability = 1.0  # in the warm-up: the chance of the widest width per module and forward
+        if self.ARCH_WEIGHT_DECAY is not None:
+            for group in search.a_optimizer.param_groups:
+                group["weight_decay"] = self.ARCH_WEIGHT_DECAY
 
     def start_epoch(self, epoch: int) -> None:
         recipe = self.search.recipe
         self.tau = gdas_tau(epoch, recipe.epochs, recipe.tau_max, recipe.tau_min)
-        self.warming = epoch < recipe.warmup_ratio * recipe.epochs
+        ratio = recipe.warmup_ratio
+        self.warming = bool(ratio) and ratio > float(epoch) / recipe.epochs  # search-size.py's test, exactly
+        self.widest_probability = 1.0 - float(epoch) / recipe.epochs / ratio if self.warming else 1.0
 
     def alpha(self, differentiable: bool) -> torch.Tensor:
         """alpha itself when its gradient should flow, else a detached copy."""
         return self.search.alpha if differentiable else self.search.alpha.detach()
 
-    def widest(self) -> list[int]:
-        layers, widths = self.search.supernet.shape
-        return [widths - 1] * layers
+    @property
+    def module_layers(self) -> tuple[int, ...]:
+        return self.search.supernet.module_layers
+
+    def warmup_widths(self) -> list[int]:
+        """Per shaped module: the widest width with probability `widest_probability`, else a uniform one."""
+        generator = self.search.generator
+        count = len(self.search.supernet.widths)
+        widths = []
+        for _ in self.module_layers:
+            u = float(torch.rand((), generator=generator, device=generator.device, dtype=torch.float64))
+            widest = u < self.widest_probability
+            widths.append(count - 1 if widest else int(torch.randint(count, (), generator=generator, device=generator.device)))
+        return widths
 
     def weights_forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.warming:
-            return self.search.supernet(x, indices=self.widest())
+            return self.search.supernet(x, indices=self.warmup_widths())
         return super().weights_forward(x)
 
+    def warmup_forward(self, x: torch.Tensor) -> torch.Tensor:
+        """The warm-up's forward on the validation batch: nothing learns, but the draws and the residual
+        blocks' BN estimates move, as the reference's forward without its backward."""
+        with torch.no_grad():
+            return self.search.supernet(x, indices=self.warmup_widths())
+
     def arch_step(self, train: Batch, valid: Batch) -> None:
-        if not self.warming:
+        if self.warming:
+            self.warmup_forward(valid[0])
+        else:
             super().arch_step(train, valid)
 
 
 class Tas(SizeMethod):
-    """TAS: channel-wise interpolation of two sampled widths per layer; optionally a FLOPs target."""
+    """TAS: channel-wise interpolation of two sampled widths per module; optionally a FLOPs target."""
 
     name = "tas"
 
@@ -108,51 +172,69 @@ class Tas(SizeMethod):
         return loss + recipe.cost_weight * cost_loss(self.cost, self.search.alpha, recipe.flops_target, recipe.cost_tolerance)
 
     def arch_kwargs(self, differentiable: bool) -> dict:
-        return {"pairs": sample_width_pairs(self.alpha(differentiable), self.tau, self.search.generator)}
+        return {"pairs": sample_width_pairs(self.alpha(differentiable), self.tau, self.search.generator, self.module_layers)}
 
 
 class MaskGumbel(SizeMethod):
-    """Masking + Gumbel-softmax (FBNet-V2): the prefix masks mixed by Gumbel-softmax weights."""
+    """Masking + Gumbel-softmax (FBNet-V2): per module the prefix masks mixed by softmax((alpha + o) / tau)."""
 
     name = "mask-gumbel"
 
     def arch_kwargs(self, differentiable: bool) -> dict:
-        return {"weights": gumbel_softmax(self.alpha(differentiable), self.tau, self.search.generator)}
+        alpha, generator = self.alpha(differentiable), self.search.generator
+        rows = []
+        for layer in self.module_layers:
+            logits = alpha[layer : layer + 1]
+            while True:  # F.gumbel_softmax's noise, redrawn in the (measure-zero) case of an infinite draw
+                noise = -torch.empty_like(logits).exponential_(generator=generator).log()
+                if torch.isfinite(noise).all():
+                    break
+            rows.append(F.softmax((logits + noise) / self.tau, dim=-1))
+        return {"weights": torch.cat(rows)}
 
 
 class MaskSample(SizeMethod):
-    """Masking + sampling (TuNAS): one width per layer from softmax(alpha); alpha by REINFORCE."""
+    """Masking + sampling (TuNAS; the reference's mask_rl): per module one width from softmax(alpha);
+    alpha by REINFORCE, loss -(reward - baseline) * sum of the sample's log-probabilities."""
 
     name = "mask-sample"
+    ARCH_WEIGHT_DECAY = 0.0  # search-size.py's mask_rl command lines: --arch_weight_decay 0
 
     def __init__(self, search: "SupernetSearch") -> None:
         super().__init__(search)
-        self.baseline: float | None = None
+        self.baseline = MovingAverage(search.recipe.rl_baseline_decay)
+
+    def sample_modules(self, alpha: torch.Tensor) -> tuple[list[int], torch.Tensor]:
+        """One width per shaped module and the sum of their log-probabilities (differentiable in `alpha`)."""
+        choices, log_probs = [], []
+        for layer in self.module_layers:
+            distribution = Categorical(probs=F.softmax(alpha[layer : layer + 1], dim=-1))
+            action = torch.multinomial(distribution.probs, 1, True, generator=self.search.generator).view(-1)
+            log_probs.append(distribution.log_prob(action))
+            choices.append(int(action))
+        return choices, torch.cat(log_probs).sum()
 
     def arch_kwargs(self, differentiable: bool) -> dict:
-        return {"indices": self.sample_candidate()}
+        return {"indices": self.sample_modules(self.alpha(differentiable))[0]}
 
     def arch_step(self, train: Batch, valid: Batch) -> None:
-        if self.warming:
-            return
         search = self.search
         x, y = valid
-        choices = self.sample_candidate()
+        if self.warming:  # the reference's baseline moves in the warm-up too
+            self.baseline.update(top1_percent(self.warmup_forward(x), y))
+            return
+        choices, log_prob = self.sample_modules(search.alpha)
         with torch.no_grad():
-            reward = float((search.supernet(x, indices=choices).argmax(dim=1) == y).float().mean())
-        decay = search.recipe.rl_baseline_decay
-        self.baseline = reward if self.baseline is None else decay * self.baseline + (1 - decay) * reward
-        log_probs = F.log_softmax(search.alpha, dim=-1)
-        rows = torch.arange(len(choices), device=log_probs.device)
-        log_prob = log_probs[rows, torch.tensor(choices, device=log_probs.device)].sum()
-        (gradient,) = torch.autograd.grad(-(reward - self.baseline) * log_prob, search.alpha)
+            reward = top1_percent(search.supernet(x, indices=choices), y)
+        self.baseline.update(reward)
+        (gradient,) = torch.autograd.grad(-(reward - self.baseline.value) * log_prob, search.alpha)
         self._alpha_step(gradient)
 
     def state_dict(self) -> dict:
-        return {"baseline": self.baseline}
+        return {"baseline": (self.baseline.numerator, self.baseline.denominator)}
 
     def load_state_dict(self, state: dict) -> None:
-        self.baseline = state["baseline"]
+        self.baseline.numerator, self.baseline.denominator = state["baseline"]
 
 
 SIZE_METHODS: dict[str, type[Method]] = {m.name: m for m in (Tas, MaskGumbel, MaskSample)}
