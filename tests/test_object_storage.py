@@ -14,6 +14,9 @@ import pytest
 
 from autohas import storage
 
+# enough epochs that the kill below lands while trials still train (with 2, both trials were seen
+# to finish before a snapshot that knew them was uploaded)
+EPOCHS = 6
 CREDENTIALS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": "us-east-1"}
 
 
@@ -41,7 +44,7 @@ def s3():
 
 def _cli(uri, mirror, *extra):
     argv = [sys.executable, "-m", "autohas.tune", "--algo", "random", "--space", "nats-sss", "--evaluate", "train",
-            "--dataset", "digits", "--epochs", "2", "--num-samples", "2", "--concurrency", "2", "--storage", uri,
+            "--dataset", "digits", "--epochs", str(EPOCHS), "--num-samples", "2", "--concurrency", "2", "--storage", uri,
             "--name", "e", *extra]
     env = dict(os.environ, **CREDENTIALS, AUTOHAS_MIRROR=str(mirror))
     env.pop("RAY_ADDRESS", None)
@@ -96,14 +99,14 @@ def test_killed_experiment_in_object_storage_resumes_without_a_local_copy(s3, tm
         first.send_signal(signal.SIGKILL)
         first.wait()
     before = _epochs(_read(fs, "bucket/autohas/e/results.jsonl"))
-    assert 0 < sum(map(len, before.values())) < 4
+    assert 0 < sum(map(len, before.values())) < 2 * EPOCHS
 
     # a second driver, with an empty local copy, continues the experiment from the bucket alone
     argv, env = _cli(uri, tmp_path / "second-machine", "--resume")
     done = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=400)
     assert done.returncode == 0, done.stderr[-3000:]
     after = _epochs(_read(fs, "bucket/autohas/e/results.jsonl"))
-    assert len(after) == 2 and all(e == [1, 2] for e in after.values()), after
+    assert len(after) == 2 and all(e == list(range(1, EPOCHS + 1)) for e in after.values()), after
     assert set(before) <= set(after)  # trials the first driver's saved state knew were continued, not replaced
     # the uploaded driver files are those of the local copy, and the report is there
     copy = tmp_path / "second-machine"
@@ -123,7 +126,7 @@ def test_killed_experiment_in_object_storage_resumes_without_a_local_copy(s3, tm
         parts = f.path.split("/")
         if len(parts) > 5 and parts[5].startswith("checkpoint_"):
             checkpoints[parts[4]].add(parts[5])
-    assert len(checkpoints) == 2 and all(c == {"checkpoint_000001"} for c in checkpoints.values()), dict(checkpoints)
+    assert len(checkpoints) == 2 and all(c == {f"checkpoint_{EPOCHS - 1:06d}"} for c in checkpoints.values()), dict(checkpoints)
 
 
 def test_storage_paths_keep_the_query_and_redact_it():

@@ -453,7 +453,7 @@ class Enas(Method):
             reward = accuracy + recipe.enas_entropy_weight * entropy
             prev = self.baseline
             baseline = accuracy if prev is None else prev - (1 - recipe.enas_baseline_decay) * (prev - reward)
-            baselines.append(float(baseline))
+            baselines.append(float(baseline.detach()))
             (-log_prob * (reward - baseline) / aggregate).backward()
             if (step + 1) % aggregate == 0:
                 nn.utils.clip_grad_norm_(self.controller.parameters(), recipe.enas_grad_clip)
