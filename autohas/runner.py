@@ -375,7 +375,7 @@ def search_setups(specs: list[RunSpec], resources: dict) -> dict:
 
 def search_setup(spec: RunSpec, resources: dict):
     """What a weight-sharing trial of `spec`'s method needs besides its seed."""
-    from trainables.weight_sharing.search import SearchRecipe, SearchSetup
+    from trainables.weight_sharing.search import SearchRecipe, SearchSetup, method_settings
 
     return SearchSetup(
         space=spec.space,
@@ -385,10 +385,8 @@ def search_setup(spec: RunSpec, resources: dict):
         seed=spec.seed,
         select=spec.select,
         benchmark=spec.benchmark or None,
-        recipe=SearchRecipe(
-            epochs=spec.search_epochs, steps_per_epoch=spec.search_batches, retrain_epochs=spec.retrain_epochs,
-            warmup_ratio=spec.warmup_ratio, flops_target=spec.flops_target if spec.algo == "tas" else None,
-        ),
+        recipe=SearchRecipe(epochs=spec.search_epochs, steps_per_epoch=spec.search_batches, retrain_epochs=spec.retrain_epochs),
+        settings=method_settings(spec.algo, warmup_ratio=spec.warmup_ratio, flops_target=spec.flops_target),
         threads=max(1, int(resources["cpu"])),
         gpu=resources.get("gpu", 0) > 0,
         cache_dir=os.environ.get("AUTOHAS_DATA_CACHE"),

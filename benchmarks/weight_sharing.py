@@ -59,7 +59,7 @@ def main() -> None:
     import torch
 
     from trainables.weight_sharing import HAS_METHODS, SIZE_METHODS
-    from trainables.weight_sharing.search import SearchRecipe, SearchSetup, search_results
+    from trainables.weight_sharing.search import SearchRecipe, SearchSetup, method_settings, search_results
 
     table = require(args.benchmark)
     gpu = torch.cuda.is_available()
@@ -72,11 +72,12 @@ def main() -> None:
     for run in args.runs.split(","):
         algo, _, select = run.partition(":")
         recipe = SearchRecipe(epochs=args.epochs, steps_per_epoch=args.steps, eval_batches=args.eval_batches,
-                              retrain_epochs=args.retrain_epochs, warmup_ratio=args.warmup_ratio if algo in SIZE_METHODS else 0.0)
+                              retrain_epochs=args.retrain_epochs)
         space = "has" if algo in HAS_METHODS else "nats-sss" if algo in SIZE_METHODS else "nats-tss"
         bench = (args.sss_benchmark and require(args.sss_benchmark)) if space == "nats-sss" else table
         setup = SearchSetup(space, "cifar10", args.data_dir, algo, args.seed, select=select or None,
-                            benchmark=bench, recipe=recipe, threads=os.cpu_count() or 1, gpu=gpu)
+                            benchmark=bench, recipe=recipe, settings=method_settings(algo, warmup_ratio=args.warmup_ratio),
+                            threads=os.cpu_count() or 1, gpu=gpu)
         last = None
         before = 0.0
         searched = None

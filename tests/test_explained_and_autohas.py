@@ -17,16 +17,16 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-import trainables.weight_sharing.explained as explained
+import trainables.weight_sharing.methods.explained as explained
 from autohas.spaces import get_space
 from autohas.spaces.has import DEFAULT_WEIGHT_DECAY, MULTIPLIERS, REFERENCE_BATCH
 from trainables.train import Recipe
-from trainables.weight_sharing.autohas import compress, expected
-from trainables.weight_sharing.explained import (
+from trainables.weight_sharing.methods.autohas import compress, expected
+from trainables.weight_sharing.methods.explained import (
     SALIENCY_IMAGES, input_bound, reweight, saliency_perturbation, soft_cross_entropy,
 )
-from trainables.weight_sharing.methods import RESNET_CELL_INDEX, clip_gradients
-from trainables.weight_sharing.search import SearchSetup, arch_of, cosine_between, search_results
+from trainables.weight_sharing.methods.base import RESNET_CELL_INDEX, clip_gradients
+from trainables.weight_sharing.search import SearchSetup, SupernetSearch, arch_of, cosine_between, search_results
 
 from tests.test_weight_sharing import TINY, digits, make  # noqa: F401 (digits is a fixture)
 
@@ -494,3 +494,45 @@ def test_autohas_retraining_uses_the_derived_schedule_and_resumes_exactly(digits
     for key in ("valid_acc", "test_acc", "arch", "arch_index"):
         assert again[key] == results[3][key], key
     assert again["hparams"] == results[3]["hparams"]
+
+
+@pytest.mark.parametrize("noise_on", ["probabilities", "log-probabilities"])
+def test_autohas_puts_the_gumbel_noise_where_its_setting_says(digits, noise_on):
+    """Default: Eqs. 4.6-4.8, argmax of softmax(P) + o forward, d softmax((softmax(P) + o) / tau) backward;
+    `noise_on="log-probabilities"`: GDAS' construction, log_softmax(P) + o."""
+    from trainables.weight_sharing.methods.autohas import AutoHasSettings
+
+    settings = AutoHasSettings() if noise_on == "probabilities" else AutoHasSettings(noise_on=noise_on)
+    search = SupernetSearch(SearchSetup("has", "digits", None, "autohas", 0, recipe=TINY, settings=settings), splits=digits)
+    logits = (torch.randn(4, 9, generator=torch.Generator().manual_seed(3), dtype=torch.float64) * 3).requires_grad_()
+    search.generator.manual_seed(11)
+    hard, index = search.method.straight_through(logits)
+    # the same noise, drawn by hand from the same generator state
+    noise = -torch.empty(4, 9, dtype=torch.float64).exponential_(generator=torch.Generator().manual_seed(11)).log()
+    base = F.softmax(logits, -1) if noise_on == "probabilities" else F.log_softmax(logits, -1)
+    soft = F.softmax((base + noise) / settings.tau, -1)
+    assert index == (base + noise).argmax(-1).tolist()
+    assert torch.equal(hard.detach(), F.one_hot(torch.tensor(index), 9).double())
+    weights = torch.randn(4, 9, generator=torch.Generator().manual_seed(4), dtype=torch.float64)
+    (mine,) = torch.autograd.grad((hard * weights).sum(), logits)
+    (expected_grad,) = torch.autograd.grad((soft * weights).sum(), logits)
+    torch.testing.assert_close(mine, expected_grad, rtol=1e-12, atol=1e-15)
+    with pytest.raises(ValueError, match="noise_on"):
+        AutoHasSettings(noise_on="logits")
+
+
+def test_a_method_takes_only_its_own_settings_and_method_settings_picks_them(digits):
+    from trainables.weight_sharing.methods.gdas import GdasSettings
+    from trainables.weight_sharing.methods.size import TasSettings
+    from trainables.weight_sharing.search import method_settings
+
+    assert method_settings("tas", warmup_ratio=0.25, flops_target=40.0) == TasSettings(warmup_ratio=0.25, flops_target=40.0)
+    assert method_settings("gdas", warmup_ratio=0.25, flops_target=40.0) == GdasSettings()  # not gdas' options
+    sanas = method_settings("sanas-gdas", tau_min=0.5, every=2)
+    assert (sanas.tau_min, sanas.every, sanas.arch_every) == (0.5, 2, 5)  # GDAS' and the saliency settings
+    gdas = SupernetSearch(SearchSetup("nats-tss", "digits", None, "gdas", 0, recipe=TINY, settings=GdasSettings(tau_max=4.0)),
+                          splits=digits)
+    gdas.method.start_epoch(0)
+    assert gdas.method.tau == 4.0
+    with pytest.raises(TypeError, match="GdasSettings"):
+        SupernetSearch(SearchSetup("nats-tss", "digits", None, "gdas", 0, recipe=TINY, settings=TasSettings()), splits=digits)

@@ -18,14 +18,16 @@ import torch
 import torch.nn.functional as F
 
 from tests.xautodl_oracle import TorchRandom, load_into_reference, reference_state, reference_tss_supernet, to_reference_name
+from trainables.weight_sharing.methods.enas import EnasSettings
 from trainables.weight_sharing.search import SearchRecipe, SearchSetup, SupernetSearch, arch_of
 
 pytest.importorskip("xautodl", reason="xautodl==1.0.0 (pip install --no-deps) is the oracle; the README's set-up installs it")
 
 RECIPE = SearchRecipe(
     epochs=4, channels=4, cells_per_stage=1, steps_per_epoch=1, eval_batches=1, candidates=100,
-    batch_size=8, eval_batch_size=16, enas_controller_steps=2, enas_aggregate=3,
+    batch_size=8, eval_batch_size=16,
 )
+ENAS = EnasSettings(controller_steps=2, aggregate=3)
 REFERENCE_ALGO = {"darts-v1": "darts-v1", "darts-v2": "darts-v2", "gdas": "gdas", "setn": "setn", "rsps": "random", "enas": "enas"}
 CLASSES = 10
 
@@ -64,7 +66,8 @@ class Pair:
     def __init__(self, digits, algo: str, recipe: SearchRecipe = RECIPE, randomise_alpha: bool = False) -> None:
         torch.set_num_threads(1)
         self.algo, self.ref_algo = algo, REFERENCE_ALGO[algo]
-        self.search = SupernetSearch(SearchSetup("nats-tss", "digits", None, algo, 0, recipe=recipe), splits=digits)
+        settings = ENAS if algo == "enas" else None
+        self.search = SupernetSearch(SearchSetup("nats-tss", "digits", None, algo, 0, recipe=recipe, settings=settings), splits=digits)
         self.search.supernet.double()
         self.search.alpha.data = self.search.alpha.data.double()
         if randomise_alpha:
@@ -344,7 +347,7 @@ def test_enas_controller_phase_equals_the_reference(digits):
         pair.seed(40 + epoch)
         method.train_controller(endless())
         pair.seed(40 + epoch)
-        baseline = reference_train_controller(pair, endless(), baseline, RECIPE.enas_controller_steps, RECIPE.enas_aggregate)
+        baseline = reference_train_controller(pair, endless(), baseline, ENAS.controller_steps, ENAS.aggregate)
         assert method.baseline == pytest.approx(baseline, rel=1e-9)
         for (name, mine), theirs in zip(method.controller.state_dict().items(), pair.ref.controller.state_dict().values()):
             close(mine, theirs, f"controller {name} after epoch {epoch + 1}")

@@ -16,7 +16,7 @@ import torch
 import torch.nn.functional as F
 
 from autohas.spaces.nats_sss import CELL, CHANNELS, NUM_LAYERS
-from trainables.weight_sharing.search import SearchRecipe, SearchSetup, SupernetSearch
+from trainables.weight_sharing.search import SearchRecipe, SearchSetup, SupernetSearch, method_settings
 
 pytest.importorskip("xautodl", reason="xautodl==1.0.0 (pip install --no-deps) is the oracle; the README's set-up installs it")
 
@@ -103,13 +103,16 @@ def reference_model(algo: str):
 class Pair:
     """An autohas search and the reference search model with the same weights and alpha, in float64."""
 
-    def __init__(self, digits, algo: str, recipe: SearchRecipe = RECIPE, alpha_scale: float = 1.0) -> None:
+    def __init__(self, digits, algo: str, recipe: SearchRecipe = RECIPE, alpha_scale: float = 1.0, warmup_ratio: float = 0.0) -> None:
         from xautodl.config_utils import dict2config
         from xautodl.procedures.optimizers import get_optim_scheduler
 
         torch.set_num_threads(1)
         self.algo, self.ref_algo, self.recipe = algo, REFERENCE_ALGO[algo], recipe
-        self.search = SupernetSearch(SearchSetup("nats-sss", "digits", None, algo, 0, recipe=recipe), splits=digits)
+        self.settings = method_settings(algo, warmup_ratio=warmup_ratio)
+        self.search = SupernetSearch(
+            SearchSetup("nats-sss", "digits", None, algo, 0, recipe=recipe, settings=self.settings), splits=digits
+        )
         self.search.supernet.double()
         # a peaked alpha, so that tempered and untempered probabilities differ visibly
         alpha = torch.randn(self.search.alpha.shape, generator=torch.Generator().manual_seed(5), dtype=torch.float64)
@@ -139,7 +142,7 @@ class Pair:
 
     def reference_epoch(self, epoch: int) -> bool:
         """main()'s per-epoch settings: scheduler, warm-up, tau; whether the controller learns."""
-        total, ratio = self.recipe.epochs, self.recipe.warmup_ratio or None
+        total, ratio = self.recipe.epochs, self.settings.warmup_ratio or None
         self.scheduler.update(epoch, 0.0)
         if ratio is None or ratio <= float(epoch) / total:
             enable = True
@@ -148,8 +151,8 @@ class Pair:
             enable = False
             self.ref.set_warmup_ratio(1.0 - float(epoch) / total / ratio)
         if self.ref_algo in ("mask_gumbel", "tas"):
-            r = self.recipe
-            self.ref.set_tau(r.tau_max - (r.tau_max - r.tau_min) * epoch / (total - 1))
+            s = self.settings
+            self.ref.set_tau(s.tau_max - (s.tau_max - s.tau_min) * epoch / (total - 1))
         return enable
 
     def reference_step(self, epoch: int, train, valid) -> None:
@@ -316,8 +319,7 @@ def test_derived_architecture_is_the_reference_genotype(digits, algo):
 
 @pytest.mark.parametrize("ratio,epochs", [(0.5, 10), (0.25, 7), (0.28, 25)])  # in floats 7 < 0.28 * 25, yet 0.28 <= 7 / 25
 def test_warm_up_epochs_and_widest_probability_are_the_reference(digits, ratio, epochs):
-    recipe = dataclasses.replace(RECIPE, epochs=epochs, warmup_ratio=ratio)
-    pair = Pair(digits, "tas", recipe=recipe)
+    pair = Pair(digits, "tas", recipe=dataclasses.replace(RECIPE, epochs=epochs), warmup_ratio=ratio)
     for epoch in range(epochs):
         enable = pair.reference_epoch(epoch)
         pair.search.method.start_epoch(epoch)
@@ -330,8 +332,7 @@ def test_warm_up_epochs_and_widest_probability_are_the_reference(digits, ratio, 
 def test_warm_up_steps_equal_the_reference(digits, algo, monkeypatch):
     """Each module of each forward: the widest width with probability 1 - e / (T r), else a random one;
     alpha frozen; the residual blocks' BN estimates (and mask-sample's baseline) still move."""
-    recipe = dataclasses.replace(RECIPE, epochs=10, warmup_ratio=0.5)
-    pair = Pair(digits, algo, recipe=recipe)
+    pair = Pair(digits, algo, recipe=dataclasses.replace(RECIPE, epochs=10), warmup_ratio=0.5)
     method = pair.search.method
     drawn = []
     widths = method.warmup_widths

@@ -15,9 +15,9 @@ from autohas.models.size_supernet import SssSupernet, channel_interpolate, prefi
 from autohas.spaces import get_space
 from autohas.spaces.nats_sss import CHANNELS
 from trainables.weight_sharing import SIZE_METHODS
-from trainables.weight_sharing.search import SearchRecipe, SearchSetup, SupernetSearch, check_method, search_results
-from trainables.weight_sharing.methods import gumbel_softmax
-from trainables.weight_sharing.size_methods import sample_width_pairs
+from trainables.weight_sharing.search import SearchRecipe, SearchSetup, SupernetSearch, check_method, method_settings, search_results
+from trainables.weight_sharing.methods.draws import gumbel_softmax
+from trainables.weight_sharing.methods.size import sample_width_pairs
 
 TINY = SearchRecipe(epochs=2, steps_per_epoch=2, eval_batches=1, candidates=4, batch_size=16, eval_batch_size=64)
 
@@ -29,9 +29,13 @@ def digits(tmp_path_factory):
     return load_splits("digits", cache_dir=str(tmp_path_factory.mktemp("cache")))
 
 
-def make(digits, algo, recipe=TINY, seed=0, select=None):
+def make(digits, algo, recipe=TINY, seed=0, select=None, **options):
+    """A size search; `options`: the method's own settings (warmup_ratio, flops_target, ...)."""
     torch.set_num_threads(1)
-    return SupernetSearch(SearchSetup("nats-sss", "digits", None, algo, seed, select=select, recipe=recipe), splits=digits)
+    settings = method_settings(algo, **options)
+    return SupernetSearch(
+        SearchSetup("nats-sss", "digits", None, algo, seed, select=select, recipe=recipe, settings=settings), splits=digits
+    )
 
 
 def _interpolated_by_definition(a: torch.Tensor, c_out: int) -> torch.Tensor:
@@ -184,8 +188,7 @@ def test_mask_sample_is_reinforce_with_a_moving_baseline(digits):
 def test_warm_up_trains_the_widest_network_or_random_widths_and_leaves_alpha_alone(digits, monkeypatch):
     """The reference's warm-up (r of T epochs): per module and forward the widest width with
     probability 1 - e / (T r), else a random one; alpha frozen while r > e / T."""
-    recipe = dataclasses.replace(TINY, epochs=4, warmup_ratio=0.5)
-    search = make(digits, "tas", recipe=recipe)
+    search = make(digits, "tas", recipe=dataclasses.replace(TINY, epochs=4), warmup_ratio=0.5)
     seen = []
     forward = search.supernet.forward
     monkeypatch.setattr(search.supernet, "forward", lambda x, **arch: (seen.append(arch), forward(x, **arch))[1])
@@ -207,14 +210,14 @@ def test_warm_up_trains_the_widest_network_or_random_widths_and_leaves_alpha_alo
 @pytest.mark.parametrize("algo", SIZE_METHODS)
 def test_a_resumed_size_search_equals_an_uninterrupted_one(digits, algo):
     """Through the warm-up (its random widths, mask-sample's baseline) into the search."""
-    recipe = dataclasses.replace(TINY, epochs=3, warmup_ratio=0.5)
-    straight = make(digits, algo, recipe=recipe)
+    recipe, warm = dataclasses.replace(TINY, epochs=3), {"warmup_ratio": 0.5}
+    straight = make(digits, algo, recipe=recipe, **warm)
     for _ in range(3):
         straight.search_epoch()
-    first = make(digits, algo, recipe=recipe)
+    first = make(digits, algo, recipe=recipe, **warm)
     first.search_epoch()
     first.search_epoch()
-    resumed = make(digits, algo, recipe=recipe)
+    resumed = make(digits, algo, recipe=recipe, **warm)
     resumed.load(first.state())
     resumed.search_epoch()
     assert torch.equal(straight.alpha, resumed.alpha)
@@ -332,7 +335,7 @@ def test_tas_cost_loss_moves_expected_flops_toward_the_target(target_scale, dire
 
 def test_tas_with_a_flops_target_derives_smaller_networks(digits):
     unconstrained = make(digits, "tas", recipe=dataclasses.replace(TINY, arch_lr=0.05))
-    constrained = make(digits, "tas", recipe=dataclasses.replace(TINY, arch_lr=0.05, flops_target=1.0, cost_weight=20.0))
+    constrained = make(digits, "tas", recipe=dataclasses.replace(TINY, arch_lr=0.05), flops_target=1.0, cost_weight=20.0)
     for search in (unconstrained, constrained):
         search.search_epoch()
         search.search_epoch()

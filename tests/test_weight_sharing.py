@@ -11,7 +11,7 @@ import torch.nn.functional as F
 from autohas.spaces import get_space
 from autohas.spaces.nats_tss import OPERATIONS
 from trainables.weight_sharing import METHOD_NAMES, SELECTION_NAMES
-from trainables.weight_sharing.methods import gdas_tau, gumbel_straight_through
+from trainables.weight_sharing.methods.draws import gdas_tau, gumbel_straight_through
 from trainables.weight_sharing.registry import METHODS
 from trainables.weight_sharing.search import SearchRecipe, SearchSetup, SupernetSearch, arch_of, check_method, search_results
 from trainables.weight_sharing.selection import SELECTIONS, operation_strength, removal_saliency
@@ -276,7 +276,7 @@ def test_method_options_travel_with_each_methods_trials(digits, tmp_path):
     setups = search_setups(specs, {"cpu": 1})
     tas = trial_setup({"run": {"algo": "tas", "seed": 3}}, setups)
     gumbel = trial_setup({"run": {"algo": "mask-gumbel", "seed": 4}}, setups)
-    assert (tas.algo, tas.seed, tas.recipe.flops_target) == ("tas", 3, 50.0)
-    assert (gumbel.algo, gumbel.seed, gumbel.recipe.flops_target) == ("mask-gumbel", 4, None)
-    search = SupernetSearch(dataclasses.replace(tas, recipe=dataclasses.replace(TINY, flops_target=50.0)), splits=digits)
+    assert (tas.algo, tas.seed, tas.method_settings.flops_target) == ("tas", 3, 50.0)
+    assert (gumbel.algo, gumbel.seed) == ("mask-gumbel", 4) and not hasattr(gumbel.method_settings, "flops_target")
+    search = SupernetSearch(dataclasses.replace(tas, recipe=TINY), splits=digits)
     assert search.method.cost is not None  # tas builds its cost loss

@@ -1,13 +1,33 @@
-"""Every weight-sharing method by name: the NATS-Bench baselines (both spaces), SANAS, LeaSE and AutoHAS."""
+"""Every weight-sharing method by name (one line each): the NATS-Bench baselines of both spaces,
+SANAS, LeaSE and AutoHAS. The command line lists the same names in `__init__.py` without torch."""
 from __future__ import annotations
 
-from trainables.weight_sharing.autohas import AutoHas, AutoHasHp
-from trainables.weight_sharing.explained import Lease, SanasDarts, SanasGdas
-from trainables.weight_sharing.methods import BASE_METHODS, Method
-from trainables.weight_sharing.size_methods import SIZE_METHODS
+from trainables.weight_sharing.methods.autohas import AutoHas, AutoHasHp
+from trainables.weight_sharing.methods.base import Method
+from trainables.weight_sharing.methods.darts import DartsV1, DartsV2
+from trainables.weight_sharing.methods.enas import Enas
+from trainables.weight_sharing.methods.explained import Lease, SanasDarts, SanasGdas
+from trainables.weight_sharing.methods.gdas import Gdas
+from trainables.weight_sharing.methods.rsps import RandomSampling
+from trainables.weight_sharing.methods.setn import Setn
+from trainables.weight_sharing.methods.size import MaskGumbel, MaskSample, Tas
 
 METHODS: dict[str, type[Method]] = {
-    **BASE_METHODS,
-    **{m.name: m for m in (SanasDarts, SanasGdas, Lease, AutoHas, AutoHasHp)},
-    **SIZE_METHODS,
+    method.name: method
+    for method in (
+        DartsV1,
+        DartsV2,
+        Gdas,
+        RandomSampling,
+        Setn,
+        Enas,
+        SanasDarts,
+        SanasGdas,
+        Lease,
+        AutoHas,
+        AutoHasHp,
+        Tas,
+        MaskGumbel,
+        MaskSample,
+    )
 }

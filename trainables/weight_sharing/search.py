@@ -21,23 +21,24 @@ import math
 import time
 from dataclasses import dataclass, field
 from functools import lru_cache
-from typing import Iterator
+from typing import Any, Iterator
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from autohas import schema
 from trainables.train import cached_splits, report_with_state, restore_state
 from autohas.spaces.has import arch_space
 from trainables.weight_sharing import HAS_METHODS, retrain_epochs_for
+from trainables.weight_sharing.methods.base import MethodContext
 from trainables.weight_sharing.registry import METHODS
 from trainables.weight_sharing.selection import SELECTIONS
 
 
 @dataclass(frozen=True)
 class SearchRecipe:
-    """NATS-Bench weight-sharing settings (METHODS.md 8.5) unless changed."""
+    """The settings every weight-sharing method shares, NATS-Bench's (METHODS.md 8.5) unless changed;
+    a method's own settings are its `Settings` (methods/*.py)."""
 
     epochs: int = 100
     batch_size: int = 64
@@ -52,30 +53,11 @@ class SearchRecipe:
     arch_betas: tuple[float, float] = (0.5, 0.999)
     arch_weight_decay: float = 1e-3
     arch_eps: float = 1e-8
-    tau_max: float = 10.0  # GDAS
-    tau_min: float = 0.1
-    enas_lr: float = 1e-3  # ENAS' controller: Adam (betas as alpha's), no weight decay
-    enas_eps: float = 1e-3
-    enas_baseline_decay: float = 0.99
-    enas_entropy_weight: float = 1e-4
-    enas_controller_steps: int = 50  # controller updates per epoch
-    enas_aggregate: int = 20  # samples (validation batches) per controller update
-    enas_grad_clip: float = 5.0
     candidates: int = 100  # the `sampled` selection
     channels: int = 16  # supernet: C and cells per stage (the benchmark's skeleton)
     cells_per_stage: int = 5
     steps_per_epoch: int | None = None  # None: one pass over the training split
     eval_batches: int | None = None  # per-epoch evaluation on this many batches of a fixed random subset; None: whole split
-    saliency_eps: float = 0.03  # SANAS / LeaSE: L_inf bound of the saliency perturbation (pixel units)
-    saliency_every: int = 3  # SANAS / LeaSE: saliency maps and the student's step every 3 batches
-    arch_every: int = 5  # SANAS / LeaSE: the architecture's step every 5 batches
-    autohas_lr: float = 0.002  # AutoHAS: Adam on the architecture and hyperparameter logits
-    autohas_tau: float = 10.0  # AutoHAS: fixed Gumbel-softmax temperature
-    warmup_ratio: float = 0.0  # nats-sss: the first fraction of epochs trains the widest network alone
-    rl_baseline_decay: float = 0.95  # mask-sample: the REINFORCE baseline's moving average
-    flops_target: float | None = None  # tas: R, the target MFLOPs of TAS' cost loss (None: no cost term, as NATS-Bench)
-    cost_weight: float = 2.0  # tas: lambda_cost
-    cost_tolerance: float = 0.05  # tas: t
     retrain_epochs: int | None = None  # re-train the final architecture with H0 for this many epochs (None: per method)
 
 
@@ -91,6 +73,7 @@ class SearchSetup:
     select: str | None = None  # None: the method's default criterion
     benchmark: str | None = None  # a tabular benchmark to look the derived architecture's test accuracy up in
     recipe: SearchRecipe = field(default_factory=SearchRecipe)
+    settings: Any = None  # the method's own Settings (None: its defaults)
     threads: int = 1
     gpu: bool = False
     cache_dir: str | None = None
@@ -103,13 +86,25 @@ class SearchSetup:
     def retrain_epochs(self) -> int:
         return retrain_epochs_for(self.algo, self.recipe.retrain_epochs, bool(self.benchmark))
 
+    @property
+    def method_settings(self):
+        return METHODS[self.algo].Settings() if self.settings is None else self.settings
+
+
+def method_settings(algo: str, **options):
+    """`algo`'s Settings with those of `options` it has (the others belong to other methods)."""
+    settings = METHODS[algo].Settings
+    return settings(**{name: value for name, value in options.items() if name in settings.names()})
+
 
 def describe_searches(
     methods: list[str], dataset: str, epochs: int, select: str | None, looked_up: bool, retrain_epochs: int | None = None,
     space: str = "nats-tss", warmup_ratio: float = 0.0, flops_target: float | None = None,
 ) -> str:
     """The protocol of weight-sharing runs, as the report states it."""
-    r = SearchRecipe()
+    from trainables.weight_sharing.methods.size import TasSettings
+
+    r, tas = SearchRecipe(), TasSettings()
     selections = ", ".join(f"{m} {select or METHODS[m].default_selection}" for m in methods)
     scored = (
         "the benchmark's 200-epoch test accuracy of the derived architecture"
@@ -127,7 +122,7 @@ def describe_searches(
     )
     warmup = f", the first {warmup_ratio:g} of them training the widest network alone" if warmup_ratio > 0 else ""
     if flops_target is not None:
-        warmup += f", tas with TAS' cost loss toward {flops_target:g} MFLOPs (lambda {r.cost_weight:g}, tolerance {r.cost_tolerance:g})"
+        warmup += f", tas with TAS' cost loss toward {flops_target:g} MFLOPs (lambda {tas.cost_weight:g}, tolerance {tas.cost_tolerance:g})"
     return (
         f"{', '.join(methods)} search a {arch_space(space)} supernet on {dataset} for {epochs} epochs{warmup} (batch {r.batch_size}, "
         f"SGD {r.lr} cosine to {r.lr_min}, BN on batch statistics without affine, alpha by Adam {r.arch_lr}); "
@@ -166,6 +161,11 @@ def _subset(split, count: int | None):
     return Split(split.images[keep], split.labels[keep])
 
 
+def _in_context(name: str) -> property:
+    """An attribute of the search that is its method context's."""
+    return property(lambda self: getattr(self.context, name), lambda self, value: setattr(self.context, name, value))
+
+
 class SupernetSearch:
     """One search run: supernet, alpha, optimisers, method, selection, data order; save/load per epoch."""
 
@@ -184,17 +184,27 @@ class SupernetSearch:
         seed = setup.seed
         torch.manual_seed(seed)
         r = self.recipe
-        self.supernet = build_supernet(setup.space, splits.spec.num_classes, r).to(self.device)
-        init = torch.randn(self.supernet.shape, generator=torch.Generator().manual_seed(seed)) * 1e-3
-        self.alpha = torch.nn.Parameter(init.to(self.device))
-        self.w_optimizer = torch.optim.SGD(
-            self.supernet.parameters(), lr=r.lr, momentum=r.momentum, weight_decay=r.weight_decay, nesterov=r.nesterov
+        supernet = build_supernet(setup.space, splits.spec.num_classes, r).to(self.device)
+        init = torch.randn(supernet.shape, generator=torch.Generator().manual_seed(seed)) * 1e-3
+        alpha = torch.nn.Parameter(init.to(self.device))
+        generator = torch.Generator(device=self.device)
+        generator.manual_seed(seed)
+        self.context = MethodContext(
+            supernet=supernet,
+            alpha=alpha,
+            w_optimizer=torch.optim.SGD(
+                supernet.parameters(), lr=r.lr, momentum=r.momentum, weight_decay=r.weight_decay, nesterov=r.nesterov
+            ),
+            a_optimizer=torch.optim.Adam([alpha], lr=r.arch_lr, betas=r.arch_betas, weight_decay=r.arch_weight_decay, eps=r.arch_eps),
+            generator=generator,
+            recipe=r,
+            spec=splits.spec,
+            seed=seed,
+            validation_batches=self.controller_batches,
+            fixed_validation_images=self.saliency_images,
+            normalise=lambda images: self.valid.normalise(images),
+            lr=r.lr,
         )
-        self.a_optimizer = torch.optim.Adam(
-            [self.alpha], lr=r.arch_lr, betas=r.arch_betas, weight_decay=r.arch_weight_decay, eps=r.arch_eps
-        )
-        self.generator = torch.Generator(device=self.device)
-        self.generator.manual_seed(seed)
         bs = r.batch_size
         self.train = Batches(splits.train, splits.spec, bs, self.device, augment=True, shuffle=True, seed=seed, drop_last=True)
         # the architecture's batches: the validation split, augmented like the training split (as NATS-Bench)
@@ -206,17 +216,24 @@ class SupernetSearch:
         self.valid_order = Batches(
             _subset(splits.valid, limit), splits.spec, r.eval_batch_size, self.device, shuffle=True, seed=seed + 2
         )
-        self.method = METHODS[setup.algo](self)
+        self.method = METHODS[setup.algo](self.context, setup.method_settings)
         self.selection = SELECTIONS[setup.selection](self)
-        self.epoch = 0
-        self.lr = r.lr
         self.seconds = 0.0  # search seconds so far (steps, derivation, validation), over all attempts
         self.wall = 0.0
         self.derived: list[int] | None = None  # the architecture derived after the latest epoch
 
+    # what the method shares with the search lives in its context (a method sees only that)
+    supernet = _in_context("supernet")
+    alpha = _in_context("alpha")
+    generator = _in_context("generator")
+    w_optimizer = _in_context("w_optimizer")
+    a_optimizer = _in_context("a_optimizer")
+    epoch = _in_context("epoch")
+    lr = _in_context("lr")
+
     def beta(self) -> torch.Tensor:
         """The mixing weights softmax(alpha) per edge."""
-        return F.softmax(self.alpha, dim=-1)
+        return self.context.beta()
 
     @property
     def steps_per_epoch(self) -> int:

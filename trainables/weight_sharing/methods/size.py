@@ -3,7 +3,7 @@
 alpha is (layers x widths): per layer, logits over the 8 candidate widths. As NATS-Bench's
 search (AutoDL-Projects `exps/NATS-algos/search-size.py` over xautodl's `GenericNAS301Model`),
 every forward draws afresh for each of the supernet's six shaped modules (the stem draws from
-layer 0's row, apart from the first cell), every draw through `self.search.generator`:
+layer 0's row, apart from the first cell), every draw through the search's generator:
 
 | method      | per module, a forward sees                                  | alpha learns from                     |
 |-------------|-------------------------------------------------------------|---------------------------------------|
@@ -27,16 +27,16 @@ derived architecture is the argmax width per layer (the `alpha` selection).
 """
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Sequence
+from dataclasses import dataclass
+from typing import Sequence
 
 import torch
 import torch.nn.functional as F
 from torch.distributions import Categorical
 
-from trainables.weight_sharing.methods import Batch, Method, gdas_tau
-
-if TYPE_CHECKING:
-    from trainables.weight_sharing.search import SupernetSearch
+from trainables.weight_sharing.methods.base import Batch, Method, MethodContext
+from trainables.weight_sharing.methods.draws import gdas_tau
+from trainables.weight_sharing.methods.gdas import GdasSettings
 
 PAIR_EPS = 1e-7  # select2withP: added to the probabilities TAS draws its pair from
 
@@ -89,40 +89,64 @@ class MovingAverage:
         return self.numerator / self.denominator if self.denominator else None
 
 
+@dataclass(frozen=True)
+class SizeSettings(GdasSettings):
+    """The annealed temperature (as GDAS') and the reference's warm-up."""
+
+    warmup_ratio: float = 0.0  # the first fraction of epochs: the architecture frozen, mostly the widest network
+
+
+@dataclass(frozen=True)
+class TasSettings(SizeSettings):
+    """TAS' optional cost loss (Eq. 3.14-3.15); no target: none, as NATS-Bench ran it."""
+
+    flops_target: float | None = None  # R, the target MFLOPs
+    cost_weight: float = 2.0  # lambda_cost
+    cost_tolerance: float = 0.05  # t
+
+
+@dataclass(frozen=True)
+class MaskSampleSettings(SizeSettings):
+    """mask-sample's REINFORCE baseline."""
+
+    baseline_decay: float = 0.95  # its bias-corrected moving average
+
+
 class SizeMethod(Method):
     """A size-space method: the annealed temperature, the reference's warm-up, draws per shaped module."""
 
     space = "nats-sss"
+    Settings = SizeSettings
     ARCH_WEIGHT_DECAY: float | None = None  # alpha's Adam weight decay; None: the recipe's arch_weight_decay
 
-    def __init__(self, search: "SupernetSearch") -> None:
-        super().__init__(search)
-        self.tau = search.recipe.tau_max
+    def __init__(self, context: MethodContext, settings: SizeSettings | None = None) -> None:
+        super().__init__(context, settings)
+        self.tau = self.settings.tau_max
         self.warming = False
         self.widest_probability = 1.0  # in the warm-up: the chance of the widest width per module and forward
         if self.ARCH_WEIGHT_DECAY is not None:
-            for group in search.a_optimizer.param_groups:
+            for group in context.a_optimizer.param_groups:
                 group["weight_decay"] = self.ARCH_WEIGHT_DECAY
 
     def start_epoch(self, epoch: int) -> None:
-        recipe = self.search.recipe
-        self.tau = gdas_tau(epoch, recipe.epochs, recipe.tau_max, recipe.tau_min)
-        ratio = recipe.warmup_ratio
-        self.warming = bool(ratio) and ratio > float(epoch) / recipe.epochs  # search-size.py's test, exactly
-        self.widest_probability = 1.0 - float(epoch) / recipe.epochs / ratio if self.warming else 1.0
+        s, epochs = self.settings, self.context.recipe.epochs
+        self.tau = gdas_tau(epoch, epochs, s.tau_max, s.tau_min)
+        ratio = s.warmup_ratio
+        self.warming = bool(ratio) and ratio > float(epoch) / epochs  # search-size.py's test, exactly
+        self.widest_probability = 1.0 - float(epoch) / epochs / ratio if self.warming else 1.0
 
     def alpha(self, differentiable: bool) -> torch.Tensor:
         """alpha itself when its gradient should flow, else a detached copy."""
-        return self.search.alpha if differentiable else self.search.alpha.detach()
+        return self.context.alpha if differentiable else self.context.alpha.detach()
 
     @property
     def module_layers(self) -> tuple[int, ...]:
-        return self.search.supernet.module_layers
+        return self.context.supernet.module_layers
 
     def warmup_widths(self) -> list[int]:
         """Per shaped module: the widest width with probability `widest_probability`, else a uniform one."""
-        generator = self.search.generator
-        count = len(self.search.supernet.widths)
+        generator = self.context.generator
+        count = len(self.context.supernet.widths)
         widths = []
         for _ in self.module_layers:
             u = float(torch.rand((), generator=generator, device=generator.device, dtype=torch.float64))
@@ -132,14 +156,14 @@ class SizeMethod(Method):
 
     def weights_forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.warming:
-            return self.search.supernet(x, indices=self.warmup_widths())
+            return self.context.supernet(x, indices=self.warmup_widths())
         return super().weights_forward(x)
 
     def warmup_forward(self, x: torch.Tensor) -> torch.Tensor:
         """The warm-up's forward on the validation batch: nothing learns, but the draws and the residual
         blocks' BN estimates move, as the reference's forward without its backward."""
         with torch.no_grad():
-            return self.search.supernet(x, indices=self.warmup_widths())
+            return self.context.supernet(x, indices=self.warmup_widths())
 
     def arch_step(self, train: Batch, valid: Batch) -> None:
         if self.warming:
@@ -152,14 +176,15 @@ class Tas(SizeMethod):
     """TAS: channel-wise interpolation of two sampled widths per module; optionally a FLOPs target."""
 
     name = "tas"
+    Settings = TasSettings
 
-    def __init__(self, search: "SupernetSearch") -> None:
-        super().__init__(search)
+    def __init__(self, context: MethodContext, settings: TasSettings | None = None) -> None:
+        super().__init__(context, settings)
         self.cost = None
-        if search.recipe.flops_target is not None:
+        if self.settings.flops_target is not None:
             from autohas.models.size_cost import WidthCost
 
-            self.cost = WidthCost(search.spec.num_classes, search.spec.image_size)
+            self.cost = WidthCost(context.spec.num_classes, context.spec.image_size)
 
     def arch_loss(self, valid: Batch) -> torch.Tensor:
         """The validation loss, plus lambda * L_cost when a FLOPs target is set (Eq. 3.14)."""
@@ -168,11 +193,11 @@ class Tas(SizeMethod):
             return loss
         from autohas.models.size_cost import cost_loss
 
-        recipe = self.search.recipe
-        return loss + recipe.cost_weight * cost_loss(self.cost, self.search.alpha, recipe.flops_target, recipe.cost_tolerance)
+        s = self.settings
+        return loss + s.cost_weight * cost_loss(self.cost, self.context.alpha, s.flops_target, s.cost_tolerance)
 
     def arch_kwargs(self, differentiable: bool) -> dict:
-        return {"pairs": sample_width_pairs(self.alpha(differentiable), self.tau, self.search.generator, self.module_layers)}
+        return {"pairs": sample_width_pairs(self.alpha(differentiable), self.tau, self.context.generator, self.module_layers)}
 
 
 class MaskGumbel(SizeMethod):
@@ -181,7 +206,7 @@ class MaskGumbel(SizeMethod):
     name = "mask-gumbel"
 
     def arch_kwargs(self, differentiable: bool) -> dict:
-        alpha, generator = self.alpha(differentiable), self.search.generator
+        alpha, generator = self.alpha(differentiable), self.context.generator
         rows = []
         for layer in self.module_layers:
             logits = alpha[layer : layer + 1]
@@ -198,18 +223,19 @@ class MaskSample(SizeMethod):
     alpha by REINFORCE, loss -(reward - baseline) * sum of the sample's log-probabilities."""
 
     name = "mask-sample"
+    Settings = MaskSampleSettings
     ARCH_WEIGHT_DECAY = 0.0  # search-size.py's mask_rl command lines: --arch_weight_decay 0
 
-    def __init__(self, search: "SupernetSearch") -> None:
-        super().__init__(search)
-        self.baseline = MovingAverage(search.recipe.rl_baseline_decay)
+    def __init__(self, context: MethodContext, settings: MaskSampleSettings | None = None) -> None:
+        super().__init__(context, settings)
+        self.baseline = MovingAverage(self.settings.baseline_decay)
 
     def sample_modules(self, alpha: torch.Tensor) -> tuple[list[int], torch.Tensor]:
         """One width per shaped module and the sum of their log-probabilities (differentiable in `alpha`)."""
         choices, log_probs = [], []
         for layer in self.module_layers:
             distribution = Categorical(probs=F.softmax(alpha[layer : layer + 1], dim=-1))
-            action = torch.multinomial(distribution.probs, 1, True, generator=self.search.generator).view(-1)
+            action = torch.multinomial(distribution.probs, 1, True, generator=self.context.generator).view(-1)
             log_probs.append(distribution.log_prob(action))
             choices.append(int(action))
         return choices, torch.cat(log_probs).sum()
@@ -218,16 +244,16 @@ class MaskSample(SizeMethod):
         return {"indices": self.sample_modules(self.alpha(differentiable))[0]}
 
     def arch_step(self, train: Batch, valid: Batch) -> None:
-        search = self.search
+        context = self.context
         x, y = valid
         if self.warming:  # the reference's baseline moves in the warm-up too
             self.baseline.update(top1_percent(self.warmup_forward(x), y))
             return
-        choices, log_prob = self.sample_modules(search.alpha)
+        choices, log_prob = self.sample_modules(context.alpha)
         with torch.no_grad():
-            reward = top1_percent(search.supernet(x, indices=choices), y)
+            reward = top1_percent(context.supernet(x, indices=choices), y)
         self.baseline.update(reward)
-        (gradient,) = torch.autograd.grad(-(reward - self.baseline.value) * log_prob, search.alpha)
+        (gradient,) = torch.autograd.grad(-(reward - self.baseline.value) * log_prob, context.alpha)
         self._alpha_step(gradient)
 
     def state_dict(self) -> dict:
@@ -235,6 +261,3 @@ class MaskSample(SizeMethod):
 
     def load_state_dict(self, state: dict) -> None:
         self.baseline.numerator, self.baseline.denominator = state["baseline"]
-
-
-SIZE_METHODS: dict[str, type[Method]] = {m.name: m for m in (Tas, MaskGumbel, MaskSample)}

@@ -29,17 +29,17 @@ Decisions (METHODS.md 11.7-11.8 leave them open):
 """
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Callable
+from dataclasses import dataclass
+from typing import Callable
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 from torch.func import functional_call
 
-from trainables.weight_sharing.methods import Batch, DartsV1, Gdas, Method, clip_gradients, resnet_cell
-
-if TYPE_CHECKING:
-    from trainables.weight_sharing.search import SupernetSearch
+from trainables.weight_sharing.methods.base import Batch, Method, MethodContext, Settings, clip_gradients, resnet_cell
+from trainables.weight_sharing.methods.darts import DartsV1
+from trainables.weight_sharing.methods.gdas import Gdas, GdasSettings
 
 SALIENCY_IMAGES = 8  # validation images whose saliency maps each checkpoint keeps, for the report
 START_SCALE = 1e-3
@@ -97,6 +97,20 @@ def _leaves(module: nn.Module) -> dict[str, torch.Tensor]:
     return {name: p.detach().requires_grad_() for name, p in module.named_parameters()}
 
 
+@dataclass(frozen=True)
+class SaliencySettings(Settings):
+    """The saliency bound and the cadence (SANAS' paper; LeaSE uses the same)."""
+
+    eps: float = 0.03  # L_inf bound of the saliency perturbation (pixel units)
+    every: int = 3  # saliency maps and the student's step every 3 batches
+    arch_every: int = 5  # the architecture's step every 5 batches
+
+
+@dataclass(frozen=True)
+class SaliencyGdasSettings(SaliencySettings, GdasSettings):
+    """sanas-gdas: the saliency settings and GDAS' temperatures."""
+
+
 class LearningFromExplanations(Method):
     """The shared machinery; subclasses pick the student, its use of A, and the two loss weights.
 
@@ -105,17 +119,18 @@ class LearningFromExplanations(Method):
     architecture step. A subclass defines `build_student() -> nn.Module`.
     """
 
+    Settings = SaliencySettings
     student_weight = 1.0
     explainer_weight = 1.0
 
-    def __init__(self, search: "SupernetSearch") -> None:
-        super().__init__(search)
-        r = search.recipe
-        self.student = self.build_student().to(search.device)
+    def __init__(self, context: MethodContext, settings: SaliencySettings | None = None) -> None:
+        super().__init__(context, settings)
+        r = context.recipe
+        self.student = self.build_student().to(context.device)
         self.s_optimizer = torch.optim.SGD(
             self.student.parameters(), lr=r.lr, momentum=r.momentum, weight_decay=r.weight_decay, nesterov=r.nesterov
         )
-        self.bound = input_bound(r.saliency_eps, search.spec.std, search.device)
+        self.bound = input_bound(self.settings.eps, context.spec.std, context.device)
         self.count = 0
         self.maps: dict | None = None
 
@@ -125,19 +140,19 @@ class LearningFromExplanations(Method):
 
     def perturbation(self, x: torch.Tensor, arch: dict, create_graph: bool = False, params=None) -> torch.Tensor:
         """Saliency maps of `x` by the explainer (the supernet, with `params` if given)."""
-        net = self.search.supernet
+        net = self.context.supernet
         if params is None:
             forward = lambda z: net(z, **arch)  # noqa: E731
         else:
             forward = lambda z: functional_call(net, params, (z,), arch)  # noqa: E731
-        return saliency_perturbation(forward, x, self.bound, self.search.generator, create_graph)
+        return saliency_perturbation(forward, x, self.bound, self.context.generator, create_graph)
 
     def arch_step(self, train: Batch, valid: Batch) -> None:
-        r = self.search.recipe
+        s = self.settings
         step, self.count = self.count, self.count + 1
-        if step % r.saliency_every == 0:
+        if step % s.every == 0:
             self.student_step(train)
-        if step % r.arch_every == 0:
+        if step % s.arch_every == 0:
             self._alpha_step(self.unrolled_gradient(train, valid))
 
     def student_step(self, train: Batch) -> float:
@@ -146,26 +161,26 @@ class LearningFromExplanations(Method):
         arch = self.arch_kwargs(False)
         delta = self.perturbation(x, arch).detach()
         for group in self.s_optimizer.param_groups:
-            group["lr"] = self.search.lr
+            group["lr"] = self.context.lr
         self.s_optimizer.zero_grad(set_to_none=True)
         loss = F.cross_entropy(self.student(reweight(delta, x, self.bound), **self.student_kwargs(arch)), y)
         loss.backward()
-        clip_gradients(self.student.parameters(), self.search.recipe.grad_clip)
+        clip_gradients(self.student.parameters(), self.context.recipe.grad_clip)
         self.s_optimizer.step()
         return float(loss.detach())
 
     def unrolled_gradient(self, train: Batch, valid: Batch) -> torch.Tensor:
         """d/dA of  s L_val(student') + e L_val(W1')  through the virtual steps of levels 1-3."""
-        return torch.autograd.grad(self.unrolled_objective(train, valid), self.search.alpha)[0]
+        return torch.autograd.grad(self.unrolled_objective(train, valid), self.context.alpha)[0]
 
     def unrolled_objective(self, train: Batch, valid: Batch) -> torch.Tensor:
         """s L_val(student') + e L_val(W1') as a differentiable function of A (levels 1-3 virtual steps)."""
-        search = self.search
-        lr, decay = search.lr, search.recipe.weight_decay
+        context = self.context
+        lr, decay = context.lr, context.recipe.weight_decay
         (xt, yt), (xv, yv) = train, valid
         arch = self.arch_kwargs(True)  # one architecture (one sample, for GDAS) for the whole objective
         student_arch = self.student_kwargs(arch)
-        net, student = search.supernet, self.student
+        net, student = context.supernet, self.student
 
         w1 = _leaves(net)
         w1_next = _virtual_step(w1, F.cross_entropy(functional_call(net, w1, (xt,), arch), yt), lr, decay)
@@ -178,12 +193,12 @@ class LearningFromExplanations(Method):
 
     def end_epoch(self) -> None:
         """Keep the saliency maps of a fixed set of validation images (shown in the report)."""
-        search = self.search
-        images = search.saliency_images(SALIENCY_IMAGES)
-        x = search.valid.normalise(images)
+        context = self.context
+        images = context.fixed_validation_images(SALIENCY_IMAGES)
+        x = context.normalise(images)
         delta = self.perturbation(x, self.arch_kwargs(False)).detach()
         strength = (delta.abs() / self.bound).amax(dim=1)
-        self.maps = {"epoch": search.epoch, "images": images.cpu(), "saliency": strength.cpu().to(torch.float16)}
+        self.maps = {"epoch": context.epoch, "images": images.cpu(), "saliency": strength.cpu().to(torch.float16)}
 
     def state_dict(self) -> dict:
         return {
@@ -211,8 +226,8 @@ class Sanas(LearningFromExplanations):
     def build_student(self) -> nn.Module:
         from autohas.models.supernet import TssSupernet
 
-        r = self.search.recipe
-        return TssSupernet(self.search.spec.num_classes, r.channels, r.cells_per_stage)
+        r = self.context.recipe
+        return TssSupernet(self.context.spec.num_classes, r.channels, r.cells_per_stage)
 
 
 class SanasDarts(Sanas, DartsV1):
@@ -221,6 +236,7 @@ class SanasDarts(Sanas, DartsV1):
 
 class SanasGdas(Sanas, Gdas):
     name = "sanas-gdas"
+    Settings = SaliencyGdasSettings
 
 
 class Lease(LearningFromExplanations, DartsV1):
@@ -235,8 +251,8 @@ class Lease(LearningFromExplanations, DartsV1):
         from autohas.models.networks import NatsNetwork, tss_plan
         from autohas.models.supernet import use_batch_statistics
 
-        r = self.search.recipe
-        audience = NatsNetwork(tss_plan(resnet_cell(), r.channels, r.cells_per_stage), self.search.spec.num_classes)
+        r = self.context.recipe
+        audience = NatsNetwork(tss_plan(resnet_cell(), r.channels, r.cells_per_stage), self.context.spec.num_classes)
         return use_batch_statistics(audience)
 
     def student_kwargs(self, arch: dict) -> dict:

@@ -1,8 +1,9 @@
 """AutoHAS: one set of supernet weights shared by all architectures AND hyperparameters.
 
 Per step (METHODS.md 3.3-3.4): hard Gumbel-softmax samples one op per edge and one basis
-value of the learning rate and of the weight decay (the noise added to log-probabilities,
-as the issue asks, tau = 10 fixed); the weights take one SGD step with the sampled
+value of the learning rate and of the weight decay (Eqs. 4.6-4.8: the noise added to the
+softmax probabilities, tau = 10 fixed; `noise_on="log-probabilities"` adds it to the
+log-probabilities, as GDAS, which the thesis does not); the weights take one SGD step with the sampled
 hyperparameters; then one Adam step (lr 0.002) on a validation batch moves the
 architecture and hyperparameter logits by straight-through gradients.
 
@@ -29,7 +30,7 @@ every step: a schedule, reported in H0 units (batch 256) for re-training.
 """
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -38,10 +39,24 @@ from torch import nn
 
 from autohas.spaces.nats_tss import OPERATIONS
 from autohas.spaces.has import DEFAULT_WEIGHT_DECAY, MULTIPLIERS, REFERENCE_BATCH
-from trainables.weight_sharing.methods import Batch, Method, clip_gradients, gumbel_straight_through, resnet_cell
+from trainables.weight_sharing.methods.base import Batch, Method, MethodContext, Settings, clip_gradients, resnet_cell
+from trainables.weight_sharing.methods.draws import gumbel_straight_through
 
-if TYPE_CHECKING:
-    from trainables.weight_sharing.search import SupernetSearch
+NOISE_ON = ("probabilities", "log-probabilities")
+
+
+@dataclass(frozen=True)
+class AutoHasSettings(Settings):
+    """AutoHAS' optimiser, its fixed temperature, and where the Gumbel noise goes: on the
+    probabilities, as the thesis' Eq. 4.7 (the default), or on the log-probabilities, as GDAS."""
+
+    lr: float = 0.002  # Adam on the architecture and hyperparameter logits
+    tau: float = 10.0
+    noise_on: str = "probabilities"
+
+    def __post_init__(self) -> None:
+        if self.noise_on not in NOISE_ON:
+            raise ValueError(f"noise_on must be one of {', '.join(NOISE_ON)}, not {self.noise_on!r}")
 
 def expected(logits: torch.Tensor, values: torch.Tensor) -> float:
     """Eq. 4.10 for a continuous hyperparameter: the basis' expectation under softmax(logits)."""
@@ -59,19 +74,20 @@ class AutoHas(Method):
     """Joint architecture and hyperparameter search (arch + learning rate + weight decay)."""
 
     name = "autohas"
+    Settings = AutoHasSettings
     searches_arch = True
 
-    def __init__(self, search: "SupernetSearch") -> None:
-        super().__init__(search)
-        r = search.recipe
-        init = torch.Generator().manual_seed(search.setup.seed + 1)
+    def __init__(self, context: MethodContext, settings: AutoHasSettings | None = None) -> None:
+        super().__init__(context, settings)
+        r = context.recipe
+        init = torch.Generator().manual_seed(context.seed + 1)
         size = len(MULTIPLIERS)
-        self.lr_logits = nn.Parameter((torch.randn(size, generator=init) * 1e-3).to(search.device))
-        self.wd_logits = nn.Parameter((torch.randn(size, generator=init) * 1e-3).to(search.device))
-        self.multipliers = torch.tensor(MULTIPLIERS, dtype=torch.float32, device=search.device)
+        self.lr_logits = nn.Parameter((torch.randn(size, generator=init) * 1e-3).to(context.device))
+        self.wd_logits = nn.Parameter((torch.randn(size, generator=init) * 1e-3).to(context.device))
+        self.multipliers = torch.tensor(MULTIPLIERS, dtype=torch.float32, device=context.device)
         self.wd_basis = self.multipliers * DEFAULT_WEIGHT_DECAY
-        params = [self.lr_logits, self.wd_logits] + ([search.alpha] if self.searches_arch else [])
-        self.optimizer = torch.optim.Adam(params, lr=r.autohas_lr)
+        params = [self.lr_logits, self.wd_logits] + ([context.alpha] if self.searches_arch else [])
+        self.optimizer = torch.optim.Adam(params, lr=self.settings.lr)
         self.to_h0 = REFERENCE_BATCH / r.batch_size  # search-batch learning rates -> H0 units
         self.fixed = None if self.searches_arch else [OPERATIONS.index(op) for op in resnet_cell()]
         self.schedule: list[float] = []  # derived learning rate (H0 units) after every step
@@ -79,21 +95,26 @@ class AutoHas(Method):
 
     def lr_basis(self) -> torch.Tensor:
         """This step's learning-rate basis: the search's default learning rate x MULTIPLIERS."""
-        return self.multipliers * self.search.lr
+        return self.multipliers * self.context.lr
 
     def _sample(self, logits: torch.Tensor) -> tuple[torch.Tensor, int]:
-        hard, index = gumbel_straight_through(logits.unsqueeze(0), self.search.recipe.autohas_tau, self.search.generator)
+        hard, index = self.straight_through(logits.unsqueeze(0))
         return hard[0], index[0]
+
+    def straight_through(self, logits: torch.Tensor) -> tuple[torch.Tensor, list[int]]:
+        """The hard sample per row and its straight-through weights (Eqs. 4.6-4.8)."""
+        s = self.settings
+        return gumbel_straight_through(logits, s.tau, self.context.generator, noise_on=s.noise_on)
 
     def arch_kwargs(self, differentiable: bool) -> dict:
         if self.fixed is not None:
             return {"indices": self.fixed}
-        alpha = self.search.alpha if differentiable else self.search.alpha.detach()
-        hard, indices = gumbel_straight_through(alpha, self.search.recipe.autohas_tau, self.search.generator)
+        alpha = self.context.alpha if differentiable else self.context.alpha.detach()
+        hard, indices = self.straight_through(alpha)
         return {"weights": hard, "indices": indices} if differentiable else {"indices": indices}
 
     def step(self, train: Batch, valid: Batch) -> float:
-        search, r = self.search, self.search.recipe
+        context, r = self.context, self.context.recipe
         (xt, yt), (xv, yv) = train, valid
         arch = self.arch_kwargs(True)
         lr_hard, lr_index = self._sample(self.lr_logits)
@@ -101,18 +122,18 @@ class AutoHas(Method):
         lrs, wds = self.lr_basis(), self.wd_basis
         lr, wd = float(lrs[lr_index]), float(wds[wd_index])
 
-        params = list(search.supernet.parameters())
+        params = list(context.supernet.parameters())
         before = [p.detach().clone() for p in params]
-        for group in search.w_optimizer.param_groups:
+        for group in context.w_optimizer.param_groups:
             group["lr"], group["weight_decay"] = lr, wd
-        search.w_optimizer.zero_grad(set_to_none=True)
-        loss = F.cross_entropy(search.supernet(xt, indices=arch["indices"]), yt)
+        context.w_optimizer.zero_grad(set_to_none=True)
+        loss = F.cross_entropy(context.supernet(xt, indices=arch["indices"]), yt)
         loss.backward()
         clip_gradients(params, r.grad_clip)
-        search.w_optimizer.step()
+        context.w_optimizer.step()
 
-        wrt = ([search.alpha] if self.searches_arch else []) + params
-        grads = torch.autograd.grad(F.cross_entropy(search.supernet(xv, **arch), yv), wrt, allow_unused=True)
+        wrt = ([context.alpha] if self.searches_arch else []) + params
+        grads = torch.autograd.grad(F.cross_entropy(context.supernet(xv, **arch), yv), wrt, allow_unused=True)
         alpha_grad, weight_grads = (grads[0], grads[1:]) if self.searches_arch else (None, grads)
         moved = sum((g * (b - p.detach())).sum() for g, b, p in zip(weight_grads, before, params) if g is not None)
         against = sum((g * b).sum() for g, b in zip(weight_grads, before) if g is not None)
@@ -123,7 +144,7 @@ class AutoHas(Method):
         self.optimizer.zero_grad(set_to_none=True)
         self.lr_logits.grad, self.wd_logits.grad = torch.autograd.grad(surrogate, [self.lr_logits, self.wd_logits])
         if alpha_grad is not None:
-            search.alpha.grad = alpha_grad
+            context.alpha.grad = alpha_grad
         self.optimizer.step()
         self.schedule.append(expected(self.lr_logits, self.lr_basis()) * self.to_h0)
         return float(loss.detach())
@@ -158,8 +179,8 @@ class AutoHas(Method):
 
     def load_state_dict(self, state: dict) -> None:
         with torch.no_grad():
-            self.lr_logits.copy_(state["lr_logits"].to(self.search.device))
-            self.wd_logits.copy_(state["wd_logits"].to(self.search.device))
+            self.lr_logits.copy_(state["lr_logits"].to(self.context.device))
+            self.wd_logits.copy_(state["wd_logits"].to(self.context.device))
         self.optimizer.load_state_dict(state["optimizer"])
         self.schedule = list(state["schedule"])
         self.epoch_ends = list(state["epoch_ends"])
