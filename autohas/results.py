@@ -12,6 +12,7 @@ import os
 from typing import Callable, Iterator
 
 from ray.tune import Callback
+from ray.tune.stopper import Stopper
 
 from autohas.schema import RECORD_KEYS, TRIAL_KEYS, to_record
 
@@ -22,12 +23,13 @@ PROTOCOL_FILE = "protocol.json"  # how an experiment's numbers were obtained, fo
 class RunLedger:
     """Simulated clock + incumbent of one run, fed trial results in arrival order.
 
-    Clock: the sum over trials of each trial's cumulative simulated cost. A result
-    that would push the clock past the time budget finished after the budget and is
-    not counted. Incumbent: the best search signal among evaluations that trained
-    for the most epochs seen so far (as hpbandster picks its incumbent), so that a
-    low-budget evaluation never outranks a complete one; or, with `latest`, the
-    architecture of the latest result (a weight-sharing search's answer is what it
+    Clock: the sum over trials of each trial's cumulative cost. Every result is recorded,
+    the one that crosses the time budget included (the official loops run `while total_time
+    < budget`); when to stop is the searcher's limit, and the number reported at the budget is
+    read off the records afterwards (`value_at_budget`). Incumbent, as the official scripts'
+    `max(trajectory)`: the architecture with the best search signal over all evaluations so
+    far, of any budget (the first of equals), so its signal never falls; or, with `latest`,
+    the architecture of the latest result (a weight-sharing search's answer is what it
     derives now, not its best-looking epoch).
     """
 
@@ -35,7 +37,7 @@ class RunLedger:
         self.time_budget = time_budget
         self.latest = latest
         self.trial_cost: dict[str, float] = {}
-        self.best_key: tuple[float, float] | None = None
+        self.best_signal: float | None = None
         self.best_arch: str | None = None
         self.best_test_acc: float | None = None
 
@@ -43,21 +45,80 @@ class RunLedger:
     def clock(self) -> float:
         return sum(self.trial_cost.values())
 
-    def add(self, result: dict) -> dict | None:
-        """The completed record for `result`, or None when it lies beyond the budget."""
+    def add(self, result: dict) -> dict:
+        """The completed record for `result`."""
         trial, cost = result["trial_id"], float(result.get("trial_sim_seconds") or 0.0)
-        before = self.trial_cost.get(trial, 0.0)
-        clock = self.clock - before + max(before, cost)
-        if self.time_budget is not None and clock > self.time_budget:
-            return None
-        self.trial_cost[trial] = max(before, cost)
+        self.trial_cost[trial] = max(self.trial_cost.get(trial, 0.0), cost)
         if self.latest:
             self.best_arch, self.best_test_acc = result["arch"], result.get("test_acc")
         elif result.get("valid_acc") is not None:
-            key = (float(result["epoch"]), float(result["valid_acc"]))
-            if self.best_key is None or key > self.best_key:
-                self.best_key, self.best_arch, self.best_test_acc = key, result["arch"], result.get("test_acc")
+            signal = float(result["valid_acc"])
+            if self.best_signal is None or signal > self.best_signal:
+                self.best_signal, self.best_arch, self.best_test_acc = signal, result["arch"], result.get("test_acc")
         return to_record(result, self.clock, self.best_arch, self.best_test_acc)
+
+
+def value_at_budget(times: list[float], values: list[float], budget: float) -> float:
+    """The value at `budget` as NATS-Bench's `draw-table.py` (`query_performance`) reads it off a run:
+    the two points whose times are nearest the budget (the earlier of equals first; both may lie
+    on one side, then it extrapolates), joined by a straight line. One point: its value."""
+    if not times:
+        return float("nan")
+    order = sorted(range(len(times)), key=lambda i: abs(times[i] - budget))  # stable, as Python's sort
+    if len(order) == 1:
+        return float(values[order[0]])
+    (t1, v1), (t2, v2) = (times[order[0]], values[order[0]]), (times[order[1]], values[order[1]])
+    if t1 == t2:  # the official formula divides by zero here; both points say the same time
+        return float(v2)
+    return float((t2 - budget) / (t2 - t1) * v1 + (budget - t1) / (t2 - t1) * v2)
+
+
+def budget_settled(clock_marks: list[float], clock: float, time_budget: float) -> bool:
+    """Whether, at `clock`, no later evaluation can be one of the two whose clock (`clock_marks`, one
+    per evaluation so far) is nearest `time_budget`, the two that decide the number there: later
+    evaluations lie farther past it (equals lose to the earlier, as in `value_at_budget`)."""
+    distances = sorted(abs(t - time_budget) for t in clock_marks)
+    return clock >= time_budget and len(distances) >= 2 and clock - time_budget >= distances[1]
+
+
+class SettledBudgetStopper(Stopper):
+    """Ends a run that goes on past its time budget (BOHB, as its official script runs on) once the
+    budget is settled (`budget_settled`), stopping the trials HyperBand would otherwise resume.
+
+    Its clock is the ledger's, rebuilt from results.jsonl when a resumed experiment first calls it.
+    """
+
+    def __init__(self, path: str, run: tuple[str, int], time_budget: float, finished_marker: str | None = None):
+        self.path, self.run, self.time_budget = path, tuple(run), time_budget
+        self.finished_marker = finished_marker  # touched once settled: the run's search is over
+        self._ledger: RunLedger | None = None
+        self._marks: list[float] = []
+
+    def _add(self, trial_id: str, cost: float) -> None:
+        if cost > self._ledger.trial_cost.get(trial_id, -1.0):
+            self._ledger.trial_cost[trial_id] = cost
+            self._marks.append(self._ledger.clock)
+
+    def _prepare(self) -> None:
+        self._ledger, self._marks = RunLedger(self.time_budget), []
+        for record in read_records(self.path):
+            if (record.get("algo"), record.get("seed")) == self.run:
+                self._add(record["trial_id"], float(record.get("trial_sim_seconds") or 0.0))
+
+    def __call__(self, trial_id: str, result: dict) -> bool:
+        if self._ledger is None:
+            self._prepare()
+        self._add(trial_id, float(result.get("trial_sim_seconds") or 0.0))
+        return False
+
+    def stop_all(self) -> bool:
+        settled = self._ledger is not None and budget_settled(self._marks, self._ledger.clock, self.time_budget)
+        if settled and self.finished_marker:
+            open(self.finished_marker, "a").close()
+        return settled
+
+    def __getstate__(self) -> dict:  # pickled with the experiment: rebuilt from the file on resume
+        return {**self.__dict__, "_ledger": None, "_marks": []}
 
 
 def read_records(path: str) -> Iterator[dict]:
@@ -122,8 +183,6 @@ class ResultWriter(Callback):
         if (trial.trial_id, int(fields["epoch"])) in self.written:
             return
         record = self.ledgers[(fields["algo"], fields["seed"])].add(fields)
-        if record is None:
-            return
         self.written.add((trial.trial_id, int(fields["epoch"])))
         with open(self.path, "a") as handle:
             handle.write(json.dumps({k: record[k] for k in RECORD_KEYS}) + "\n")

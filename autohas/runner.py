@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 from autohas import storage
 from autohas.errors import AutohasError
-from autohas.results import RESULTS_FILE, ResultWriter, prune_records, read_records
+from autohas.results import RESULTS_FILE, ResultWriter, SettledBudgetStopper, prune_records, read_records
 from autohas.schema import METRIC, MODE
 from autohas.state_snapshots import StateSnapshot, restore_snapshot
 from trainables.weight_sharing import METHOD_NAMES, retrain_epochs_for
@@ -114,18 +114,21 @@ def _trial_dirname(trial) -> str:
 
 def tabular_setup(spec: RunSpec):
     """What every evaluation of this run needs besides its configuration."""
+    import searchers
     from autohas.bench import open_benchmark
     from trainables.tabular import TabularSetup
 
     bench = open_benchmark(spec.benchmark, spec.space)
+    budget = spec.budget_epochs or bench.default_budget
     return TabularSetup(
         benchmark=spec.benchmark,
         space=spec.space,
         dataset=spec.dataset,
-        budget=spec.budget_epochs or bench.default_budget,
+        budget=budget,
         seed=spec.seed,
         algo=spec.algo,
         seed_mode=spec.seed_mode,
+        evaluations=searchers.evaluation_ends(spec.algo, bench.epochs_up_to(budget)),
     )
 
 
@@ -143,6 +146,7 @@ def build_searcher(spec: RunSpec, mark_finished: bool = True, concurrency: int |
         time_budget=spec.time_budget,
         max_trials=spec.num_samples,
         max_concurrent=None if searchers.pauses_trials(spec.algo) else (concurrency or spec.concurrency or 1),
+        settle_past_budget=searchers.pauses_trials(spec.algo),
         finished_marker=spec.driver_file(os.path.join(spec.name, FINISHED_MARKER)) if mark_finished else None,
     )
 
@@ -171,7 +175,8 @@ def evaluation_epochs(spec: RunSpec) -> list[int]:
         return list(range(1, min(spec.budget_epochs or spec.epochs, spec.epochs) + 1))
     from autohas.bench import open_benchmark
 
-    return open_benchmark(spec.benchmark, spec.space).epochs_up_to(tabular_setup(spec).budget)
+    setup = tabular_setup(spec)
+    return setup.report_epochs(open_benchmark(spec.benchmark, spec.space))
 
 
 def build_scheduler(spec: RunSpec):
@@ -272,12 +277,19 @@ def _run_config(spec: RunSpec, name: str, writer: ResultWriter):
 
     from ray import tune
 
+    import searchers
+
     upload = None
     if spec.remote_experiment is not None:  # results.jsonl goes up before the state that counts on it
         upload = partial(storage.push_experiment, *spec.remote_experiment)
+    stop = None
+    if spec.time_budget is not None and not spec.weight_sharing and searchers.pauses_trials(spec.algo):
+        stop = SettledBudgetStopper(spec.driver_file(RESULTS_FILE), (spec.algo, spec.seed), spec.time_budget,
+                                    finished_marker=spec.driver_file(os.path.join(spec.name, FINISHED_MARKER)))
     return tune.RunConfig(
         name=name,
         storage_path=spec.tune_experiment,
+        stop=stop,
         verbose=0,
         callbacks=[writer, StateSnapshot(before_snapshot=upload)],
         checkpoint_config=tune.CheckpointConfig(num_to_keep=None),  # StateSnapshot prunes

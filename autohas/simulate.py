@@ -109,7 +109,7 @@ class SimulatedRun:
 
     def _start(self, trial: SimTrial) -> None:
         trial.status = Trial.RUNNING
-        trial.results = tabular_results(self.setup, trial.config, trial.trial_id, done=trial.done_epoch)
+        trial.results = tabular_results(self.setup, trial.config, trial.trial_id, done=trial.done_epoch, paid=trial.cost)
         self._next_event(trial)
 
     def _next_event(self, trial: SimTrial) -> None:
@@ -139,9 +139,7 @@ class SimulatedRun:
         trial.cost = result["trial_sim_seconds"]
         trial.done_epoch = result["epoch"]
         trial.last_result = result
-        record = self.ledger.add(result)
-        if record is not None:
-            self.records.append(record)
+        self.records.append(self.ledger.add(result))
         if decision == TrialScheduler.STOP:
             self.stop(trial)
         elif decision == TrialScheduler.PAUSE:
@@ -169,6 +167,12 @@ class SimulatedRun:
                 break
             self.now, _, trial, result = heapq.heappop(self.events)
             self._on_result(trial, result)
+            if self.searcher.settle_past_budget and self.searcher.budget_over():
+                # the budget is settled: end the run, as SettledBudgetStopper ends a Tune run
+                for other in self.trials:
+                    if other.status != Trial.TERMINATED:
+                        self.stop(other)
+                break
         return self.records
 
 

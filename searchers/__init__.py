@@ -37,6 +37,16 @@ def pauses_trials(name: str) -> bool:
     return name == "bohb"
 
 
+def evaluation_ends(name: str, epochs: list[int]) -> tuple[int, ...]:
+    """The epochs (of the benchmark's `epochs`) at which an evaluation of the official protocol ends:
+    BOHB's rungs (hpbandster's budgets, 1, 4 and 12 of 12 epochs), the last epoch for the others."""
+    if pauses_trials(name):
+        from searchers.bohb import rung_epochs
+
+        return tuple(e for e in rung_epochs(max(epochs), min(epochs)) if e in epochs)
+    return (max(epochs),)
+
+
 def scheduler_for(name: str, epochs: list[int]):
     """The Tune trial scheduler an algorithm needs over the benchmark's `epochs` (None: FIFO)."""
     if pauses_trials(name):

@@ -83,6 +83,15 @@ class FullScheduleHyperBandForBOHB(HyperBandForBOHB):
         )
 
 
+def rung_epochs(max_epochs: int, min_epochs: int = 1) -> list[int]:
+    """hpbandster's budgets max * eta^-k down to min_epochs, as whole epochs (12: 1, 4, 12), ascending."""
+    rungs, k = [], 0
+    while max_epochs / ETA**k >= min_epochs or not rungs:
+        rungs.append(max(1, round(max_epochs / ETA**k)))
+        k += 1
+    return sorted(set(rungs))
+
+
 def bohb_scheduler(max_epochs: int, min_epochs: int = 1) -> HyperBandForBOHB:
     """HyperBand brackets over the benchmark's epochs min_epochs..max_epochs, each ending at max_epochs.
 

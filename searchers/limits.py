@@ -7,7 +7,11 @@ Tune from queueing the next trial and starve its brackets, so there the limit is
 None and trial resources bound the concurrency instead.
 
 The NATS-Bench protocol: no new trial starts once the trials so far have used the
-simulated time budget (the sum of their simulated training costs).
+simulated time budget (the sum of their simulated training costs), as the official loops'
+`while total_time < budget`. BOHB's official script instead runs a fixed number of
+iterations whatever the budget and reads the number at the budget off the two evaluations
+nearest it; with `settle_past_budget` the search goes on past the budget until no later
+evaluation can be one of those two (the equivalent, without the 300 iterations).
 """
 from __future__ import annotations
 
@@ -15,6 +19,7 @@ import pickle
 
 from ray.tune.search import Searcher
 
+from autohas.results import budget_settled
 from autohas.schema import for_searcher
 
 
@@ -28,6 +33,7 @@ class LimitedSearcher(Searcher):
         cost_key: str = "trial_sim_seconds",
         finished_marker: str | None = None,
         max_errors_in_row: int = 3,
+        settle_past_budget: bool = False,
     ):
         super().__init__(metric=searcher.metric, mode=searcher.mode)
         self.searcher = searcher
@@ -42,6 +48,8 @@ class LimitedSearcher(Searcher):
         self.num_started = 0
         self.max_errors_in_row = max_errors_in_row
         self.errors_in_row = 0  # trials that failed one after another: the evaluation itself is broken
+        self.settle_past_budget = settle_past_budget
+        self.clock_marks: list[float] = []  # the clock after each result, in arrival order
 
     @property
     def used_seconds(self) -> float:
@@ -54,9 +62,15 @@ class LimitedSearcher(Searcher):
     def exhausted(self) -> bool:
         if self.failing:
             return True
-        if self.time_budget is not None and self.used_seconds >= self.time_budget:
+        if self.budget_over():
             return True
         return self.max_trials is not None and self.num_started >= self.max_trials
+
+    def budget_over(self) -> bool:
+        """Whether the time budget ends the search now (see the module's docstring)."""
+        if self.time_budget is None or self.used_seconds < self.time_budget:
+            return False
+        return not self.settle_past_budget or budget_settled(self.clock_marks, self.used_seconds, self.time_budget)
 
     def _mark_if_over(self) -> None:
         """Leave the marker once nothing more will run: budget spent and no trial live."""
@@ -82,8 +96,10 @@ class LimitedSearcher(Searcher):
 
     def _account(self, trial_id: str, result: dict | None) -> None:
         if result and result.get(self.cost_key) is not None:
-            cost = float(result[self.cost_key])
-            self.trial_cost[trial_id] = max(cost, self.trial_cost.get(trial_id, 0.0))
+            cost, before = float(result[self.cost_key]), self.trial_cost.get(trial_id)
+            if before is None or cost > before:  # a new result (a trial's last one also comes with its completion)
+                self.trial_cost[trial_id] = cost
+                self.clock_marks.append(self.used_seconds)
 
     def on_trial_result(self, trial_id: str, result: dict) -> None:
         self._account(trial_id, result)

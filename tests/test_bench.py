@@ -116,10 +116,14 @@ def test_table_exact_numbers_and_fidelities(table_path):
     arch0 = bench.space.index_to_arch(0)
     assert bench.fidelities == (12, 200)
     assert bench.datasets == ("cifar10", "cifar100", "ImageNet16-120")
-    ev = bench.evaluate(arch0, "cifar10", 12)
-    assert (ev.valid_acc, ev.sim_seconds) == (pytest.approx(69.55), pytest.approx(173.306))
-    long = bench.evaluate(arch0, "cifar10", 200)
-    assert (long.valid_acc, long.sim_seconds) == (pytest.approx(85.8633), pytest.approx(173.306 * 200 / 12))
+    ev = bench.evaluate(arch0, "cifar10", 12)  # the signal is valid12 (acc12 is 69.55, a test accuracy)
+    assert (ev.valid_acc, ev.sim_seconds) == (pytest.approx(63.364), pytest.approx(173.306))
+    assert bench.evaluate(arch0, "cifar100", 12).valid_acc == pytest.approx(31.84)
+    assert bench.signal.startswith("validation accuracy") and "valid12" in bench.signal
+    with pytest.raises(AutohasError, match="never a search signal"):
+        bench.evaluate(arch0, "cifar10", 200)
+    with pytest.raises(AutohasError, match="budget 200 would make the search signal the 200-epoch test accuracy"):
+        bench.epochs_up_to(200)
     assert bench.test_acc(arch0, "cifar10") == pytest.approx(85.8633)
     assert bench.evaluate(arch0, "ImageNet16-120", 12).sim_seconds == pytest.approx(525.811)
     assert bench.epochs_up_to(12) == [12]
@@ -127,6 +131,24 @@ def test_table_exact_numbers_and_fidelities(table_path):
         bench.evaluate(arch0, "cifar10", 5)
     with pytest.raises(AutohasError, match="below the smallest fidelity"):
         bench.epochs_up_to(4)
+
+
+def test_a_table_without_valid12_falls_back_on_acc12_and_says_so(table_path, tmp_path):
+    import csv
+
+    with open(table_path, newline="") as handle:
+        reader = csv.DictReader(handle)
+        header = [c for c in reader.fieldnames if not c.endswith(".valid12")]
+        rows = [next(reader) for _ in range(3)]
+    old = tmp_path / "old-table.csv"
+    with open(old, "w", newline="") as handle:
+        writer = csv.DictWriter(handle, header, extrasaction="ignore")
+        writer.writeheader()
+        writer.writerows(rows)
+    bench = open_benchmark(str(old), "nats-tss")
+    arch0 = bench.space.index_to_arch(0)
+    assert bench.evaluate(arch0, "cifar10", 12).valid_acc == pytest.approx(69.55)  # acc12
+    assert bench.signal.startswith("WARNING") and "TEST accuracy (acc12)" in bench.signal
 
 
 def test_table_cross_checks(table_path):

@@ -1,9 +1,12 @@
 """Tabular trainable: "trains" one architecture by looking its numbers up in a benchmark.
 
-It reports the benchmark's search signal epoch by epoch up to its budget, with the
-simulated cost of reaching each epoch (`trial_sim_seconds`), and never sleeps. A
-checkpoint after each epoch lets a paused or interrupted trial resume from its last
-epoch instead of epoch 0.
+It reports the benchmark's search signal at the epochs where an evaluation of the
+official protocol ends (`evaluations`: the budget; for BOHB also its lower rungs), and
+never sleeps. Each evaluation is charged from scratch, as the official scripts'
+`simulate_train_eval(arch, iepoch=budget - 1)` is: a trial resumed after a pause (a BOHB
+promotion from 4 to 12 epochs) pays the 12-epoch time again, on top of what it paid
+before; `trial_sim_seconds` is the trial's total so far. A checkpoint after each result
+(epoch and amount paid) lets a paused or interrupted trial resume exactly.
 """
 from __future__ import annotations
 
@@ -35,6 +38,13 @@ class TabularSetup:
     algo: str
     seed_mode: str = "sample"  # "sample": one benchmark run per (seed, arch); "mean": average of runs
     checkpoint: bool = True
+    evaluations: tuple[int, ...] | None = None  # epochs where an evaluation ends; None: the budget's alone
+
+    def report_epochs(self, bench) -> list[int]:
+        """The epochs this trial reports: where its evaluations end, up to the budget."""
+        epochs = bench.epochs_up_to(self.budget)
+        ends = set(self.evaluations) if self.evaluations is not None else {epochs[-1]}
+        return [e for e in epochs if e in ends]
 
 
 def benchmark_seed(run_seed: int, arch_index: int) -> int:
@@ -42,20 +52,23 @@ def benchmark_seed(run_seed: int, arch_index: int) -> int:
     return int(np.random.default_rng([run_seed, arch_index]).integers(2**31))
 
 
-def _last_epoch() -> int:
+def _restored() -> tuple[int, float]:
+    """(epoch, simulated seconds paid) of the trial's last checkpoint; (0, 0) for a fresh trial."""
     checkpoint = tune.get_checkpoint()
     if checkpoint is None:
-        return 0
+        return 0, 0.0
     with checkpoint.as_directory() as folder:
         with open(os.path.join(folder, "state.json")) as handle:
-            return int(json.load(handle)["epoch"])
+            state = json.load(handle)
+    return int(state["epoch"]), float(state.get("paid", 0.0))
 
 
-def tabular_results(setup: TabularSetup, config: dict, trial_id: str, done: int = 0) -> Iterator[dict]:
-    """The schema results of one evaluation, epoch by epoch after epoch `done`.
+def tabular_results(setup: TabularSetup, config: dict, trial_id: str, done: int = 0, paid: float = 0.0) -> Iterator[dict]:
+    """The schema results of one trial after epoch `done`, having paid `paid` simulated seconds so far.
 
-    Shared by the Ray trainable and the simulated-clock driver, so both report
-    exactly the same numbers.
+    The results after `done` are one new evaluation, charged from scratch on top of `paid`.
+    Shared by the Ray trainable and the simulated-clock driver, so both report exactly the
+    same numbers.
     """
     start = time.perf_counter()
     bench = open_benchmark(setup.benchmark, setup.space)
@@ -64,7 +77,7 @@ def tabular_results(setup: TabularSetup, config: dict, trial_id: str, done: int 
     seed = None if setup.seed_mode == "mean" else benchmark_seed(setup.seed, index)
     test_acc = bench.test_acc(arch, setup.dataset)
     cost = bench.cost(arch, setup.dataset)
-    for epoch in bench.epochs_up_to(setup.budget):
+    for epoch in setup.report_epochs(bench):
         if epoch <= done:
             continue
         evaluation = bench.evaluate(arch, setup.dataset, epoch, seed)
@@ -76,7 +89,7 @@ def tabular_results(setup: TabularSetup, config: dict, trial_id: str, done: int 
             epoch,
             valid_acc=evaluation.valid_acc,
             test_acc=test_acc,
-            trial_sim_seconds=evaluation.sim_seconds,
+            trial_sim_seconds=paid + evaluation.sim_seconds,
             wall_seconds=time.perf_counter() - start,
             params=cost.params,
             flops=cost.flops,
@@ -86,11 +99,12 @@ def tabular_results(setup: TabularSetup, config: dict, trial_id: str, done: int 
 def tabular_trainable(config: dict, setup: TabularSetup) -> None:
     """The Ray Tune function trainable: reports each result, with a checkpoint of its epoch."""
     trial_id = tune.get_context().get_trial_id()
-    for result in tabular_results(setup, config, trial_id, done=_last_epoch()):
+    done, paid = _restored()
+    for result in tabular_results(setup, config, trial_id, done=done, paid=paid):
         if setup.checkpoint:
             with tempfile.TemporaryDirectory() as folder:
                 with open(os.path.join(folder, "state.json"), "w") as handle:
-                    json.dump({"epoch": result["epoch"]}, handle)
+                    json.dump({"epoch": result["epoch"], "paid": result["trial_sim_seconds"]}, handle)
                 tune.report(result, checkpoint=tune.Checkpoint.from_directory(folder))
         else:
             tune.report(result)

@@ -10,7 +10,9 @@ seconds spent), from which it resumes exactly.
 
 Cost: `trial_sim_seconds` is the trial's measured training + validation seconds
 (test evaluation excluded: it is reporting, not search), which is what a time budget
-limits in train mode.
+limits in train mode: on a GPU wall seconds; on a CPU the CPU seconds of the trial's
+process, which other work on a shared machine does not inflate (its wall seconds do:
+the budget would buy a fraction of the training and the search end near chance).
 """
 from __future__ import annotations
 
@@ -212,11 +214,12 @@ def train_results(
     size = training.spec.image_size
     params = count_params(training.model)
     flops = count_flops(training.model, (1, 3, size, size))
+    clock = time.perf_counter if training.device.type == "cuda" else time.process_time
     while training.epoch < setup.budget:
-        began = time.perf_counter()
+        began = clock()
         training.train_epoch()
         valid_acc = training.accuracy(training.valid)
-        training.seconds += time.perf_counter() - began
+        training.seconds += clock() - began
         test_acc = training.accuracy(training.test)
         training.wall += time.perf_counter() - since
         since = time.perf_counter()

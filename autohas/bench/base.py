@@ -43,6 +43,7 @@ class Benchmark(ABC):
     source: str  # human-readable: which files, which format
     signal: str  # human-readable: what the search signal is
     datasets: tuple[str, ...]
+    test_fidelities: tuple[int, ...] = ()  # epochs whose only accuracy is a test accuracy: never a search signal
 
     @property
     @abstractmethod
@@ -59,6 +60,12 @@ class Benchmark(ABC):
         epochs = [e for e in self.fidelities if e <= budget]
         if not epochs:
             raise AutohasError(f"budget {budget} is below the smallest fidelity {self.fidelities[0]} of {self.source}")
+        leaking = [e for e in epochs if e in self.test_fidelities]
+        if leaking:
+            raise AutohasError(
+                f"budget {budget} would make the search signal the {leaking[0]}-epoch test accuracy of {self.source}; "
+                f"searchers never see test accuracies: use a budget below {leaking[0]}"
+            )
         return epochs
 
     def check_dataset(self, dataset: str) -> None:

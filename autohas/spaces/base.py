@@ -87,7 +87,8 @@ class Space(ABC):
         return self.encode(tuple(d.choices[int(rng.integers(len(d.choices)))] for d in self.decisions))
 
     def mutate(self, arch: str, rng: np.random.Generator) -> str:
-        """Change exactly one decision, chosen uniformly, to a different value."""
+        """Change exactly one decision, chosen uniformly, to a different value (the NATS spaces
+        mutate as the reference's REA does: see theirs). The one place REA's mutation lives."""
         genotype = list(self.decode(arch))
         i = int(rng.integers(len(self.decisions)))
         others = [c for c in self.decisions[i].choices if c != genotype[i]]

@@ -5,6 +5,8 @@ significant (index 0 = 8:8:8:8:8, index 32767 = 64:64:64:64:64).
 """
 from __future__ import annotations
 
+import numpy as np
+
 from autohas.errors import AutohasError
 from autohas.spaces.base import Decision, Genotype, Space
 
@@ -19,6 +21,13 @@ class NatsSizeSpace(Space):
 
     def __init__(self) -> None:
         super().__init__([Decision(f"layer_{i}", CHANNELS) for i in range(NUM_LAYERS)])
+
+    def mutate(self, arch: str, rng: np.random.Generator) -> str:
+        """As the reference's REA (`mutate_size_func`): a random layer gets a random width, which
+        may be its old one (then the child repeats its parent)."""
+        genotype = list(self.decode(arch))
+        genotype[int(rng.integers(NUM_LAYERS))] = CHANNELS[int(rng.integers(len(CHANNELS)))]
+        return self.encode(tuple(genotype))
 
     def encode(self, genotype: Genotype) -> str:
         self._check(genotype)

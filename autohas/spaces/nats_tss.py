@@ -11,6 +11,8 @@ import itertools
 import random
 from functools import cached_property
 
+import numpy as np
+
 from autohas.errors import AutohasError
 from autohas.spaces.base import Decision, Genotype, Space
 
@@ -25,6 +27,16 @@ class NatsTopologySpace(Space):
 
     def __init__(self) -> None:
         super().__init__([Decision(f"edge_{j}_{i}", OPERATIONS) for j, i in EDGES])
+
+    def mutate(self, arch: str, rng: np.random.Generator) -> str:
+        """As the reference's REA (`mutate_topology_func`): a random node, then a random incoming edge
+        of it (so an edge into node k is picked with probability 1 / (3 k)), its op changed to another."""
+        genotype = list(self.decode(arch))
+        node = 1 + int(rng.integers(3))
+        edge = EDGES.index((node, int(rng.integers(node))))
+        others = [op for op in OPERATIONS if op != genotype[edge]]
+        genotype[edge] = others[int(rng.integers(len(others)))]
+        return self.encode(tuple(genotype))
 
     def encode(self, genotype: Genotype) -> str:
         self._check(genotype)
