@@ -175,7 +175,7 @@ def test_lost_worker_node_trial_retries_from_its_checkpoint(cluster, tmp_path):
     to an actor it reuses and cancel the one starting on the new node)."""
     cluster.add_worker("doomed", cpus=2)
     cluster.wait_for_nodes(3)
-    epochs = 3
+    epochs = 6  # long enough that the poll below sees a trial on doomed between two epochs (3 were seen to race)
     # the later --cpus-per-trial 2 overrides SMALL's 1
     argv = [sys.executable, "-m", "autohas.tune", *SMALL, "--epochs", str(epochs), "--num-samples", "2",
             "--concurrency", "2", "--cpus-per-trial", "2", "--storage", str(tmp_path), "--address", cluster.address]
