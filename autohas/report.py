@@ -26,12 +26,13 @@ from typing import Sequence
 
 import numpy as np
 
+from autohas import layout
 from autohas.bench.base import DATASETS
 from autohas.errors import AutohasError
-from autohas.results import PROTOCOL_FILE, RESULTS_FILE, read_records, value_at_budget
-from autohas.runner import RUN_FILE
+from autohas.layout import PROTOCOL_FILE, RESULTS_FILE, SALIENCY_DIR
+from autohas.records import read_records, value_at_budget
+
 GRID_POINTS = 200
-SALIENCY_DIR = "saliency"  # <experiment>/saliency/<algo>-seed<S>.png: SANAS / LeaSE maps, shown in the report
 
 
 @dataclass
@@ -94,11 +95,8 @@ def load(folders: Sequence[str]) -> list[Group]:
                 runs[key] = Run(os.path.abspath(folder), record["algo"], record["seed"])
             runs[key].records.append(record)
         for (space, dataset, algo, seed), run in runs.items():
-            meta_path = os.path.join(folder, f"{algo}-seed{seed}", RUN_FILE)
-            if os.path.exists(meta_path):
-                with open(meta_path) as handle:
-                    meta = json.load(handle)
-                run.wall_seconds, run.mode = meta.get("wall_seconds"), meta.get("mode")
+            meta = layout.read_run(os.path.join(folder, layout.run_name(algo, seed)))
+            run.wall_seconds, run.mode = meta.get("wall_seconds"), meta.get("mode")
             run.records.sort(key=lambda r: r["sim_seconds"])
             group = groups.setdefault((space, dataset), Group(space, dataset))
             group.runs[algo].append(run)
@@ -223,10 +221,25 @@ def draw_saliency(images: np.ndarray, maps: np.ndarray, path: str, title: str) -
     plt.close(fig)
 
 
+def draw_saliency_figures(folder: str) -> None:
+    """Draw every run's saved saliency maps (`layout.saliency_arrays`) not drawn since they were saved."""
+    for run in sorted(os.listdir(folder)):
+        arrays = os.path.join(folder, run, layout.SALIENCY_ARRAYS)
+        if not os.path.isfile(arrays):
+            continue
+        figure = layout.saliency_figure(folder, run)
+        if os.path.exists(figure) and os.path.getmtime(figure) >= os.path.getmtime(arrays):
+            continue
+        os.makedirs(os.path.dirname(figure), exist_ok=True)
+        with np.load(arrays) as maps:
+            draw_saliency(maps["images"], maps["saliency"], figure, f"{run.replace('-seed', ' seed ')}, epoch {int(maps['epoch'])}")
+
+
 def saliency_figures(folders: Sequence[str]) -> list[str]:
-    """The saliency PNGs the experiments hold, in name order."""
+    """The saliency PNGs the experiments hold (drawn first from saved maps), in name order."""
     found = []
     for folder in folders:
+        draw_saliency_figures(folder)
         where = os.path.join(folder, SALIENCY_DIR)
         if os.path.isdir(where):
             found += [os.path.join(where, f) for f in sorted(os.listdir(where)) if f.endswith(".png")]

@@ -5,20 +5,21 @@ and one `results.jsonl` shared by all of them.
 """
 from __future__ import annotations
 
-import json
 import os
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
-from autohas import storage
+from functools import partial
+from typing import Callable
+
+from autohas import layout, storage
 from autohas.errors import AutohasError
-from autohas.results import RESULTS_FILE, ResultWriter, SettledBudgetStopper, prune_records, read_records
+from autohas.layout import RESULTS_FILE, WEIGHT_SHARING_DIR
+from autohas.records import prune_records, read_records
+from autohas.results import ResultWriter, SettledBudgetStopper
 from autohas.schema import METRIC, MODE
 from autohas.state_snapshots import StateSnapshot, restore_snapshot
-from trainables.weight_sharing import METHOD_NAMES, retrain_epochs_for
-
-FINISHED_MARKER = "search-finished"
-WEIGHT_SHARING_DIR = "weight-sharing"  # the one Tune experiment holding an experiment's weight-sharing runs
+from autohas.trainables.weight_sharing import METHOD_NAMES, retrain_epochs_for
 
 
 def is_weight_sharing(algo: str) -> bool:
@@ -48,8 +49,7 @@ class RunSpec:
     search_epochs: int = 100  # weight sharing: epochs of the search
     search_batches: int | None = None  # weight sharing: steps per epoch (None: a pass over the training split)
     retrain_epochs: int | None = None  # weight sharing: re-training epochs after the search (None: the method's default)
-    warmup_ratio: float = 0.0  # nats-sss weight sharing: the fraction of search epochs training the widest network alone
-    flops_target: float | None = None  # tas: the MFLOPs target of TAS' cost loss (None: none)
+    method_options: dict = field(default_factory=dict)  # weight sharing: the options the methods' Settings read (e.g. flops_target)
     storage_uri: str | None = None  # remote storage (s3://...) holding the experiment; None: experiment_dir itself
     max_failures: int = 0  # times Tune retries a failed trial from its last checkpoint
 
@@ -82,7 +82,24 @@ class RunSpec:
 
     @property
     def name(self) -> str:
-        return f"{self.algo}-seed{self.seed}"
+        return layout.run_name(self.algo, self.seed)
+
+    @property
+    def finished(self) -> bool:
+        """Whether the run's search is over (its marker is in the run folder)."""
+        return layout.is_finished(self.run_dir)
+
+    def mark_finished(self) -> None:
+        layout.mark_finished(self.run_dir)
+
+    def record_run(self, mode: str, wall_seconds: float) -> None:
+        layout.record_run(self.run_dir, self.algo, self.seed, mode, wall_seconds)
+
+    @property
+    def marker_callback(self) -> Callable[[], None]:
+        """What a searcher or stopper calls once the search is over: marks the run finished (in the
+        local copy of whichever machine drives the experiment)."""
+        return partial(layout.mark_finished, self.driver_file(self.name))
 
     @property
     def run_dir(self) -> str:
@@ -114,9 +131,9 @@ def _trial_dirname(trial) -> str:
 
 def tabular_setup(spec: RunSpec):
     """What every evaluation of this run needs besides its configuration."""
-    import searchers
+    from autohas import searchers
     from autohas.bench import open_benchmark
-    from trainables.tabular import TabularSetup
+    from autohas.trainables.tabular import TabularSetup
 
     bench = open_benchmark(spec.benchmark, spec.space)
     budget = spec.budget_epochs or bench.default_budget
@@ -135,11 +152,11 @@ def tabular_setup(spec: RunSpec):
 def build_searcher(spec: RunSpec, mark_finished: bool = True, concurrency: int | None = None):
     """The run's searcher inside the experiment's limits (the same object type in both modes).
 
-    With `mark_finished` it leaves a marker file in the run folder once the search is over.
+    With `mark_finished` the run is marked finished once the search is over.
     """
-    import searchers
+    from autohas import searchers
     from autohas.spaces import get_space
-    from searchers.limits import LimitedSearcher
+    from autohas.searchers.limits import LimitedSearcher
 
     return LimitedSearcher(
         searchers.create(spec.algo, get_space(spec.space), spec.seed),
@@ -147,13 +164,13 @@ def build_searcher(spec: RunSpec, mark_finished: bool = True, concurrency: int |
         max_trials=spec.num_samples,
         max_concurrent=None if searchers.pauses_trials(spec.algo) else (concurrency or spec.concurrency or 1),
         settle_past_budget=searchers.pauses_trials(spec.algo),
-        finished_marker=spec.driver_file(os.path.join(spec.name, FINISHED_MARKER)) if mark_finished else None,
+        on_finished=spec.marker_callback if mark_finished else None,
     )
 
 
 def train_setup(spec: RunSpec, resources: dict):
     """What every training evaluation of this run needs besides its configuration."""
-    from trainables.train import TrainSetup, recipe_for
+    from autohas.trainables.train import TrainSetup, recipe_for
 
     return TrainSetup(
         space=spec.space,
@@ -181,8 +198,7 @@ def evaluation_epochs(spec: RunSpec) -> list[int]:
 
 def build_scheduler(spec: RunSpec):
     """The algorithm's trial scheduler (HyperBandForBOHB for bohb), or None for FIFO."""
-    import searchers
-
+    from autohas import searchers
     return searchers.scheduler_for(spec.algo, evaluation_epochs(spec))
 
 
@@ -194,8 +210,7 @@ def trial_resources(spec: RunSpec) -> dict:
     """
     import ray
 
-    import searchers
-
+    from autohas import searchers
     cluster = ray.cluster_resources()
     nodes = [n["Resources"] for n in ray.nodes() if n.get("Alive")]
     per_node_cpu = max((n.get("CPU", 0.0) for n in nodes), default=cluster.get("CPU", 1.0))
@@ -243,11 +258,11 @@ def _trainable(spec: RunSpec, resources: dict):
     from ray import tune
 
     if spec.evaluate == "train":
-        from trainables.train import train_trainable
+        from autohas.trainables.train import train_trainable
 
         trainable = tune.with_parameters(train_trainable, setup=train_setup(spec, resources))
     else:
-        from trainables.tabular import tabular_trainable
+        from autohas.trainables.tabular import tabular_trainable
 
         trainable = tune.with_parameters(tabular_trainable, setup=tabular_setup(spec))
     return tune.with_resources(trainable, resources)
@@ -277,15 +292,14 @@ def _run_config(spec: RunSpec, name: str, writer: ResultWriter):
 
     from ray import tune
 
-    import searchers
-
+    from autohas import searchers
     upload = None
     if spec.remote_experiment is not None:  # results.jsonl goes up before the state that counts on it
         upload = partial(storage.push_experiment, *spec.remote_experiment)
     stop = None
     if spec.time_budget is not None and not spec.weight_sharing and searchers.pauses_trials(spec.algo):
         stop = SettledBudgetStopper(spec.driver_file(RESULTS_FILE), (spec.algo, spec.seed), spec.time_budget,
-                                    finished_marker=spec.driver_file(os.path.join(spec.name, FINISHED_MARKER)))
+                                    run_dir=spec.driver_file(spec.name))
     return tune.RunConfig(
         name=name,
         storage_path=spec.tune_experiment,
@@ -297,56 +311,40 @@ def _run_config(spec: RunSpec, name: str, writer: ResultWriter):
     )
 
 
-def is_finished(spec: RunSpec) -> bool:
-    return os.path.exists(os.path.join(spec.run_dir, FINISHED_MARKER))
+def tuner_for(folder: str, results_path: str, runs: list[tuple[str, int]], trainable, new_tuner: Callable[[], object],
+              resume: bool, check: Callable[[list], None] | None = None):
+    """The one resume protocol of both executors: with `resume`, undo a copy of Tune's state torn
+    by a hard kill, drop the records of `runs` that the saved state does not know (written after
+    its last snapshot: they are evaluated again) and restore the Tune experiment in `folder`
+    (`check` sees its trials first); otherwise, or when there is nothing to restore, drop every
+    record of `runs` and start `new_tuner()`."""
+    from ray import tune
 
-
-RUN_FILE = "run.json"
-
-
-def record_run(spec: RunSpec, mode: str, wall_seconds: float) -> None:
-    """Keep how a run was executed and its wall time (added up over resumed attempts)."""
-    os.makedirs(spec.run_dir, exist_ok=True)
-    path = os.path.join(spec.run_dir, RUN_FILE)
-    before = 0.0
-    if os.path.exists(path):
-        with open(path) as handle:
-            before = float(json.load(handle).get("wall_seconds", 0.0))
-    with open(path, "w") as handle:
-        json.dump({"algo": spec.algo, "seed": spec.seed, "mode": mode, "wall_seconds": before + wall_seconds}, handle)
-
-
-def read_run(run_dir: str) -> dict:
-    path = os.path.join(run_dir, RUN_FILE)
-    if not os.path.exists(path):
-        return {}
-    with open(path) as handle:
-        return json.load(handle)
+    runs = [tuple(run) for run in runs]
+    if resume:
+        restore_snapshot(folder)
+    if resume and tune.Tuner.can_restore(folder):
+        trials = tune.ExperimentAnalysis(folder).trials
+        if check is not None:
+            check(trials)
+        known = {t.trial_id for t in trials}
+        prune_records(results_path, lambda r: (r.get("algo"), r.get("seed")) in runs and r.get("trial_id") not in known)
+        return tune.Tuner.restore(folder, trainable=trainable, resume_errored=True)
+    prune_records(results_path, lambda r: (r.get("algo"), r.get("seed")) in runs)
+    return new_tuner()
 
 
 def execute(spec: RunSpec, resume: bool = False) -> RunOutcome:
     """Run (or, with `resume`, continue) one run as a Ray Tune experiment."""
-    from ray import tune
-
-    if resume and is_finished(spec):
+    if resume and spec.finished:
         return summarise(spec)
     resources = trial_resources(spec)
     os.makedirs(spec.run_dir, exist_ok=True)
     start = time.perf_counter()
-    mine = (spec.algo, spec.seed)
-    if resume:
-        restore_snapshot(spec.tune_run_dir)  # undo a copy of Tune's state torn by a hard kill
-    if resume and tune.Tuner.can_restore(spec.tune_run_dir):
-        # Records of trials that the saved experiment state does not know (written after
-        # its last snapshot, before a hard kill) would be evaluated again: drop them.
-        known = {t.trial_id for t in tune.ExperimentAnalysis(spec.tune_run_dir).trials}
-        prune_records(spec.results_path, lambda r: (r.get("algo"), r.get("seed")) == mine and r.get("trial_id") not in known)
-        tuner = tune.Tuner.restore(spec.tune_run_dir, trainable=_trainable(spec, resources), resume_errored=True)
-    else:
-        prune_records(spec.results_path, lambda r: (r.get("algo"), r.get("seed")) == mine)
-        tuner = _new_tuner(spec, resources)
+    tuner = tuner_for(spec.tune_run_dir, spec.results_path, [(spec.algo, spec.seed)], _trainable(spec, resources),
+                      lambda: _new_tuner(spec, resources), resume)
     errors = tuner.fit().errors
-    record_run(spec, mode="tune", wall_seconds=time.perf_counter() - start)
+    spec.record_run(mode="tune", wall_seconds=time.perf_counter() - start)
     first = str(errors[0]).strip().splitlines()[-1] if errors else None
     return summarise(spec, errored=len(errors), error=first)
 
@@ -359,14 +357,14 @@ def summarise(spec: RunSpec, errored: int = 0, records: list[dict] | None = None
     return RunOutcome(
         algo=spec.algo,
         seed=spec.seed,
-        finished=is_finished(spec),
+        finished=spec.finished,
         trials=len({r["trial_id"] for r in records}),
         errored=errored,
         error=error,
         best_arch=last.get("best_arch"),
         best_test_acc=last.get("best_test_acc"),
         sim_seconds=float(last.get("sim_seconds") or 0.0),
-        wall_seconds=float(read_run(spec.run_dir).get("wall_seconds", 0.0)),
+        wall_seconds=float(layout.read_run(spec.run_dir).get("wall_seconds", 0.0)),
         simulated=spec.evaluate != "train",
     )
 
@@ -387,7 +385,7 @@ def search_setups(specs: list[RunSpec], resources: dict) -> dict:
 
 def search_setup(spec: RunSpec, resources: dict):
     """What a weight-sharing trial of `spec`'s method needs besides its seed."""
-    from trainables.weight_sharing.search import SearchRecipe, SearchSetup, method_settings
+    from autohas.trainables.weight_sharing.search import SearchRecipe, SearchSetup, method_settings
 
     return SearchSetup(
         space=spec.space,
@@ -398,39 +396,39 @@ def search_setup(spec: RunSpec, resources: dict):
         select=spec.select,
         benchmark=spec.benchmark or None,
         recipe=SearchRecipe(epochs=spec.search_epochs, steps_per_epoch=spec.search_batches, retrain_epochs=spec.retrain_epochs),
-        settings=method_settings(spec.algo, warmup_ratio=spec.warmup_ratio, flops_target=spec.flops_target),
+        settings=method_settings(spec.algo, **spec.method_options),
         threads=max(1, int(resources["cpu"])),
         gpu=resources.get("gpu", 0) > 0,
         cache_dir=os.environ.get("AUTOHAS_DATA_CACHE"),
     )
 
 
-def save_saliency_figure(checkpoint, experiment_dir: str, algo: str, seed: int) -> str | None:
-    """Draw the saliency maps a SANAS / LeaSE search kept in its last checkpoint into
-    <experiment>/saliency/<algo>-seed<seed>.png (read from the checkpoint, so it works for
-    trials that ran on other nodes); None for methods without maps."""
+def save_saliency_maps(checkpoint, experiment_dir: str, algo: str, seed: int) -> str | None:
+    """Keep the saliency maps a SANAS / LeaSE search left in its last checkpoint as arrays
+    (`layout.saliency_arrays`; read from the checkpoint, so it works for trials that ran on other
+    nodes), for the report to draw; None for methods without maps."""
+    import numpy as np
     import torch
 
-    from autohas.report import SALIENCY_DIR, draw_saliency
-    from trainables.train import CHECKPOINT_FILE
+    from autohas.trainables.train import CHECKPOINT_FILE
 
     try:
         with checkpoint.as_directory() as folder:
             state = torch.load(os.path.join(folder, CHECKPOINT_FILE), map_location="cpu", weights_only=False)
-    except OSError:  # a trial that failed before its first checkpoint: no figure, the error is reported
+    except OSError:  # a trial that failed before its first checkpoint: no maps, the error is reported
         return None
     maps = state.get("method", {}).get("maps")
     if not maps:
         return None
-    path = os.path.join(experiment_dir, SALIENCY_DIR, f"{algo}-seed{seed}.png")
+    path = layout.saliency_arrays(experiment_dir, algo, seed)
     os.makedirs(os.path.dirname(path), exist_ok=True)
-    draw_saliency(maps["images"].numpy(), maps["saliency"].float().numpy(), path, f"{algo} seed {seed}, epoch {maps['epoch']}")
+    np.savez(path, images=maps["images"].numpy(), saliency=maps["saliency"].float().numpy(), epoch=int(maps["epoch"]))
     return path
 
 
 def _ws_trial_dirname(trial) -> str:
     run = trial.config["run"]
-    return f"{run['algo']}-seed{run['seed']}"
+    return layout.run_name(run["algo"], run["seed"])
 
 
 def execute_weight_sharing(specs: list[RunSpec], resume: bool = False) -> list[RunOutcome]:
@@ -442,9 +440,9 @@ def execute_weight_sharing(specs: list[RunSpec], resume: bool = False) -> list[R
     """
     from ray import tune
 
-    from trainables.weight_sharing.search import weight_sharing_trainable
+    from autohas.trainables.weight_sharing.search import weight_sharing_trainable
 
-    if resume and all(is_finished(s) for s in specs):
+    if resume and all(s.finished for s in specs):
         return [summarise(s) for s in specs]
     first = specs[0]
     folder = storage.join(first.tune_experiment, WEIGHT_SHARING_DIR)
@@ -453,21 +451,15 @@ def execute_weight_sharing(specs: list[RunSpec], resume: bool = False) -> list[R
     trainable = tune.with_resources(
         tune.with_parameters(weight_sharing_trainable, setups=search_setups(specs, resources)), resources
     )
-    start = time.perf_counter()
-    if resume:
-        restore_snapshot(folder)
-    if resume and tune.Tuner.can_restore(folder):
-        trials = tune.ExperimentAnalysis(folder).trials
+
+    def same_runs(trials: list) -> None:
         started = sorted((t.config["run"]["algo"], int(t.config["run"]["seed"])) for t in trials)
         if started != sorted(runs):
             names = ", ".join(f"{a} seed {s}" for a, s in started)
             raise AutohasError(f"this experiment's weight-sharing runs are {names}: resume them as they were, or start a new --name")
-        known = {t.trial_id for t in trials}
-        prune_records(first.results_path, lambda r: (r.get("algo"), r.get("seed")) in runs and r.get("trial_id") not in known)
-        tuner = tune.Tuner.restore(folder, trainable=trainable, resume_errored=True)
-    else:
-        prune_records(first.results_path, lambda r: (r.get("algo"), r.get("seed")) in runs)
-        tuner = tune.Tuner(
+
+    def new_tuner():
+        return tune.Tuner(
             trainable,
             param_space={"run": tune.grid_search([{"algo": a, "seed": s} for a, s in runs])},
             tune_config=tune.TuneConfig(
@@ -476,7 +468,9 @@ def execute_weight_sharing(specs: list[RunSpec], resume: bool = False) -> list[R
             ),
             run_config=_run_config(first, WEIGHT_SHARING_DIR, ResultWriter(first.driver_file(RESULTS_FILE), runs, None, latest=True)),
         )
-    grid = tuner.fit()
+
+    start = time.perf_counter()
+    grid = tuner_for(folder, first.results_path, runs, trainable, new_tuner, resume, check=same_runs).fit()
     wall = time.perf_counter() - start
     errors: dict[tuple[str, int], str] = {}
     for result in grid:
@@ -484,14 +478,13 @@ def execute_weight_sharing(specs: list[RunSpec], resume: bool = False) -> list[R
         if result.error is not None:
             errors[run] = str(result.error).strip().splitlines()[-1]
         if result.checkpoint is not None:
-            save_saliency_figure(result.checkpoint, first.experiment_dir, *run)
+            save_saliency_maps(result.checkpoint, first.experiment_dir, *run)
     outcomes = []
     for spec in specs:
-        record_run(spec, mode="tune", wall_seconds=wall)
+        spec.record_run(mode="tune", wall_seconds=wall)
         error = errors.get((spec.algo, spec.seed))
         done = records_by_run(spec.results_path).get((spec.algo, spec.seed), [])
         if error is None and done and int(done[-1]["epoch"]) >= spec.search_epochs + retrain_epochs_for(spec.algo, spec.retrain_epochs, bool(spec.benchmark)):
-            with open(os.path.join(spec.run_dir, FINISHED_MARKER), "w"):
-                pass
+            spec.mark_finished()
         outcomes.append(summarise(spec, errored=int(error is not None), error=error))
     return outcomes

@@ -14,7 +14,6 @@ from __future__ import annotations
 import heapq
 import itertools
 import json
-import os
 import time
 from dataclasses import dataclass, field
 from types import SimpleNamespace
@@ -25,21 +24,10 @@ from ray.tune.schedulers import FIFOScheduler, TrialScheduler
 from ray.tune.search import Searcher
 
 from autohas.errors import AutohasError
-from autohas.results import RunLedger, prune_records
-from autohas.runner import (
-    FINISHED_MARKER,
-    RunOutcome,
-    RunSpec,
-    build_scheduler,
-    build_searcher,
-    is_finished,
-    record_run,
-    records_by_run,
-    summarise,
-    tabular_setup,
-)
+from autohas.records import RunLedger, prune_records
+from autohas.runner import RunOutcome, RunSpec, build_scheduler, build_searcher, records_by_run, summarise, tabular_setup
 from autohas.schema import METRIC, MODE
-from trainables.tabular import tabular_results
+from autohas.trainables.tabular import tabular_results
 
 
 @dataclass(eq=False)
@@ -191,7 +179,7 @@ def simulate_experiment(specs: list[RunSpec], resume: bool = False) -> list[RunO
     """
     import ray
 
-    todo = [s for s in specs if not (resume and is_finished(s))]
+    todo = [s for s in specs if not (resume and s.finished)]
     if todo:  # what unfinished runs left behind is simulated again
         again = {(s.algo, s.seed) for s in todo}
         prune_records(todo[0].results_path, lambda r: (r.get("algo"), r.get("seed")) in again)
@@ -208,7 +196,7 @@ def simulate_experiment(specs: list[RunSpec], resume: bool = False) -> list[RunO
             raise
         with open(spec.results_path, "a") as handle:
             handle.writelines(json.dumps(r) + "\n" for r in records)
-        record_run(spec, mode="simulate", wall_seconds=wall)
-        open(os.path.join(spec.run_dir, FINISHED_MARKER), "a").close()
+        spec.record_run(mode="simulate", wall_seconds=wall)
+        spec.mark_finished()
     runs = records_by_run(specs[0].results_path) if specs else {}
     return [summarise(spec, records=runs.get((spec.algo, spec.seed), [])) for spec in specs]

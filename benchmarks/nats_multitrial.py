@@ -37,7 +37,7 @@ def main() -> int:
     from autohas.report import load
     from autohas.runner import RunSpec
     from autohas.simulate import simulate_experiment
-    from autohas.tune import DEFAULT_TIME_BUDGETS
+    from autohas.validate import DEFAULT_TIME_BUDGETS
 
     algos = args.algos.split(",")
     print(f"signal: {open_benchmark(benchmark, 'nats-tss').signal}")

@@ -18,7 +18,7 @@ import statistics
 import time
 
 from common import ROOT, start_ray  # noqa: F401  (puts the checkout on sys.path)
-from trainables.gpu_memory import release_device_memory
+from autohas.trainables.gpu_memory import release_device_memory
 
 DEFAULT_DATA = os.path.join(ROOT, "..", "shared", "data", "cifar10-jpeg.tar.gz")
 TRAIN_IMAGES = 50000
@@ -41,7 +41,7 @@ def full_cifar10(data_dir: str, subset: int | None = None):
 
 def new_training(data_dir: str, arch_index: int, seed: int, gpu: bool, threads: int, subset: int | None = None):
     from autohas.spaces import get_space
-    from trainables.train import Training, TrainSetup
+    from autohas.trainables.train import Training, TrainSetup
 
     arch = get_space("nats-tss").index_to_arch(arch_index)
     setup = TrainSetup(space="nats-tss", dataset="cifar10", data_dir=data_dir, budget=12, seed=seed, algo="speed", threads=threads, gpu=gpu)

@@ -58,8 +58,8 @@ def main() -> None:
 
     import torch
 
-    from trainables.weight_sharing import HAS_METHODS, SIZE_METHODS
-    from trainables.weight_sharing.search import SearchRecipe, SearchSetup, method_settings, search_results
+    from autohas.trainables.weight_sharing import HAS_METHODS, SIZE_METHODS
+    from autohas.trainables.weight_sharing.search import SearchRecipe, SearchSetup, method_settings, search_results
 
     table = require(args.benchmark)
     gpu = torch.cuda.is_available()

@@ -8,11 +8,11 @@ from autohas.spaces import Space
 
 # name -> (module, class); imported on use so that `--help` and bad input stay fast.
 _REGISTRY = {
-    "random": ("searchers.random_search", "RandomSearch"),
-    "rea": ("searchers.rea", "RegularizedEvolution"),
-    "reinforce": ("searchers.reinforce", "Reinforce"),
-    "gp": ("searchers.gp_bandit", "GaussianProcessBandit"),
-    "bohb": ("searchers.bohb", "SeededBOHB"),
+    "random": ("autohas.searchers.random_search", "RandomSearch"),
+    "rea": ("autohas.searchers.rea", "RegularizedEvolution"),
+    "reinforce": ("autohas.searchers.reinforce", "Reinforce"),
+    "gp": ("autohas.searchers.gp_bandit", "GaussianProcessBandit"),
+    "bohb": ("autohas.searchers.bohb", "SeededBOHB"),
 }
 ALGORITHMS: tuple[str, ...] = tuple(_REGISTRY)
 
@@ -41,7 +41,7 @@ def evaluation_ends(name: str, epochs: list[int]) -> tuple[int, ...]:
     """The epochs (of the benchmark's `epochs`) at which an evaluation of the official protocol ends:
     BOHB's rungs (hpbandster's budgets, 1, 4 and 12 of 12 epochs), the last epoch for the others."""
     if pauses_trials(name):
-        from searchers.bohb import rung_epochs
+        from autohas.searchers.bohb import rung_epochs
 
         return tuple(e for e in rung_epochs(max(epochs), min(epochs)) if e in epochs)
     return (max(epochs),)
@@ -50,7 +50,7 @@ def evaluation_ends(name: str, epochs: list[int]) -> tuple[int, ...]:
 def scheduler_for(name: str, epochs: list[int]):
     """The Tune trial scheduler an algorithm needs over the benchmark's `epochs` (None: FIFO)."""
     if pauses_trials(name):
-        from searchers.bohb import bohb_scheduler
+        from autohas.searchers.bohb import bohb_scheduler
 
         return bohb_scheduler(max(epochs), min(epochs))
     return None

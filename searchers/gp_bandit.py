@@ -21,7 +21,7 @@ import numpy as np
 from scipy.optimize import minimize
 
 from autohas.spaces import Space, get_space
-from searchers.base import SpaceSearcher
+from autohas.searchers.base import SpaceSearcher
 
 
 def encode_features(space: Space, genotypes: list[tuple]) -> np.ndarray:
@@ -38,6 +38,9 @@ def encode_features(space: Space, genotypes: list[tuple]) -> np.ndarray:
             onehot[np.arange(len(values)), [lookup[v] for v in values]] = 1.0
             columns.append(onehot)
     return np.hstack(columns)
+
+
+PRECOMPUTED_UP_TO = 100_000  # spaces up to this size keep the features of all candidates (nats-tss, nats-sss)
 
 
 @lru_cache(maxsize=4)
@@ -80,23 +83,24 @@ class GaussianProcessBandit(SpaceSearcher):
         best = sorted(self.observed, key=self.observed.get, reverse=True)[: self.top_k]
         pool = []
         for index in best:
-            genotype = self.space.decode(self.space.index_to_arch(index))
-            for position, decision in enumerate(self.space.decisions):
-                for choice in decision.choices:
-                    if choice != genotype[position]:
-                        neighbour = genotype[:position] + (choice,) + genotype[position + 1 :]
-                        pool.append(self.space.arch_to_index(self.space.encode(neighbour)))
+            pool.extend(self.space.arch_to_index(n) for n in self.space.neighbours(self.space.index_to_arch(index)))
         pool.extend(int(i) for i in self.rng.integers(self.space.size, size=self.num_random))
         taken = set(self.observed) | {self.space.arch_to_index(a) for a in self.pending.values()}
         return np.array(list(dict.fromkeys(i for i in pool if i not in taken)), dtype=int)
+
+    def features(self, indices: np.ndarray) -> np.ndarray:
+        """GP inputs of the candidates at these official indices: rows of the precomputed table of a
+        small space, else encoded on demand (`has` has 1.27 million candidates)."""
+        if self.space.size <= PRECOMPUTED_UP_TO:
+            return all_features(self.space.name)[indices]
+        return encode_features(self.space, [self.space.decode(self.space.index_to_arch(int(i))) for i in indices])
 
     def _fit(self):
         from sklearn.gaussian_process import GaussianProcessRegressor
         from sklearn.gaussian_process.kernels import ConstantKernel, Matern, WhiteKernel
 
-        features = all_features(self.space.name)
         indices = np.array(list(self.observed), dtype=int)
-        x, y = features[indices], np.array([self.observed[i] for i in indices])
+        x, y = self.features(indices), np.array([self.observed[i] for i in indices])
         refit = self.kernel is None or len(indices) - self.fitted_at >= self.refit_every
         if self.kernel is None:
             self.kernel = ConstantKernel(1.0, (1e-2, 1e2)) * Matern(
@@ -116,7 +120,7 @@ class GaussianProcessBandit(SpaceSearcher):
         candidates = self._candidates()
         if len(candidates) == 0:
             return self.space.sample(self.rng)
-        mean, std = self._fit().predict(all_features(self.space.name)[candidates], return_std=True)
+        mean, std = self._fit().predict(self.features(candidates), return_std=True)
         return self.space.index_to_arch(int(candidates[int(np.argmax(mean + self.ucb_coefficient * std))]))
 
     def observe(self, arch: str, score: float) -> None:

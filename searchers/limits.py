@@ -16,10 +16,11 @@ evaluation can be one of those two (the equivalent, without the 300 iterations).
 from __future__ import annotations
 
 import pickle
+from typing import Callable
 
 from ray.tune.search import Searcher
 
-from autohas.results import budget_settled
+from autohas.records import budget_settled
 from autohas.schema import for_searcher
 
 
@@ -31,7 +32,7 @@ class LimitedSearcher(Searcher):
         max_trials: int | None = None,
         max_concurrent: int | None = 1,
         cost_key: str = "trial_sim_seconds",
-        finished_marker: str | None = None,
+        on_finished: Callable[[], None] | None = None,
         max_errors_in_row: int = 3,
         settle_past_budget: bool = False,
     ):
@@ -41,7 +42,7 @@ class LimitedSearcher(Searcher):
         self.max_trials = max_trials
         self.max_concurrent = None if max_concurrent is None else max(1, int(max_concurrent))
         self.cost_key = cost_key
-        self.finished_marker = finished_marker  # a file touched once the search is over
+        self.on_finished = on_finished  # called once the search is over (the driver marks the run; no file I/O here)
         self.trial_cost: dict[str, float] = {}
         self.live: set[str] = set()  # suggested and not paused or finished
         self.paused: set[str] = set()  # paused by a scheduler (HyperBand): not counted as running
@@ -73,9 +74,9 @@ class LimitedSearcher(Searcher):
         return not self.settle_past_budget or budget_settled(self.clock_marks, self.used_seconds, self.time_budget)
 
     def _mark_if_over(self) -> None:
-        """Leave the marker once nothing more will run: budget spent and no trial live."""
-        if self.finished_marker and self.exhausted() and not self.failing and not self.live and not self.paused:
-            open(self.finished_marker, "a").close()
+        """Say the search is over once nothing more will run: budget spent and no trial live."""
+        if self.on_finished is not None and self.exhausted() and not self.failing and not self.live and not self.paused:
+            self.on_finished()
 
     def set_search_properties(self, metric, mode, config, **spec) -> bool:
         ok = self.searcher.set_search_properties(metric, mode, config, **spec)

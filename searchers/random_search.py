@@ -1,7 +1,7 @@
 """Random search: every architecture uniformly at random (the NATS-Bench RANDOM baseline)."""
 from __future__ import annotations
 
-from searchers.base import SpaceSearcher
+from autohas.searchers.base import SpaceSearcher
 
 
 class RandomSearch(SpaceSearcher):

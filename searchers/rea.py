@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections import deque
 
 from autohas.spaces import Space
-from searchers.base import SpaceSearcher
+from autohas.searchers.base import SpaceSearcher
 
 
 class RegularizedEvolution(SpaceSearcher):

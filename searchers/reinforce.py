@@ -15,7 +15,7 @@ import numpy as np
 import torch
 
 from autohas.spaces import Space
-from searchers.base import SpaceSearcher
+from autohas.searchers.base import SpaceSearcher
 
 
 class Reinforce(SpaceSearcher):

@@ -17,16 +17,16 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-import trainables.weight_sharing.methods.explained as explained
+import autohas.trainables.weight_sharing.methods.explained as explained
 from autohas.spaces import get_space
 from autohas.spaces.has import DEFAULT_WEIGHT_DECAY, MULTIPLIERS, REFERENCE_BATCH
-from trainables.train import Recipe
-from trainables.weight_sharing.methods.autohas import compress, expected
-from trainables.weight_sharing.methods.explained import (
+from autohas.trainables.train import Recipe
+from autohas.trainables.weight_sharing.methods.autohas import compress, expected
+from autohas.trainables.weight_sharing.methods.explained import (
     SALIENCY_IMAGES, input_bound, reweight, saliency_perturbation, soft_cross_entropy,
 )
-from trainables.weight_sharing.methods.base import RESNET_CELL_INDEX, clip_gradients
-from trainables.weight_sharing.search import SearchSetup, SupernetSearch, arch_of, cosine_between, search_results
+from autohas.trainables.weight_sharing.methods.base import RESNET_CELL_INDEX, clip_gradients
+from autohas.trainables.weight_sharing.search import SearchSetup, SupernetSearch, arch_of, cosine_between, search_results
 
 from tests.test_weight_sharing import TINY, digits, make  # noqa: F401 (digits is a fixture)
 
@@ -440,8 +440,8 @@ def test_autohas_update_favours_larger_learning_rates_when_the_step_helped(digit
 
 
 def test_autohas_retraining_uses_the_derived_schedule_and_resumes_exactly(digits, monkeypatch):
-    import trainables.train as train_module
-    import trainables.weight_sharing.search as search_module
+    import autohas.trainables.train as train_module
+    import autohas.trainables.weight_sharing.search as search_module
 
     monkeypatch.setattr(search_module, "cached_splits", lambda *a: digits)
     monkeypatch.setattr(train_module, "cached_splits", lambda *a: digits)
@@ -500,7 +500,7 @@ def test_autohas_retraining_uses_the_derived_schedule_and_resumes_exactly(digits
 def test_autohas_puts_the_gumbel_noise_where_its_setting_says(digits, noise_on):
     """Default: Eqs. 4.6-4.8, argmax of softmax(P) + o forward, d softmax((softmax(P) + o) / tau) backward;
     `noise_on="log-probabilities"`: GDAS' construction, log_softmax(P) + o."""
-    from trainables.weight_sharing.methods.autohas import AutoHasSettings
+    from autohas.trainables.weight_sharing.methods.autohas import AutoHasSettings
 
     settings = AutoHasSettings() if noise_on == "probabilities" else AutoHasSettings(noise_on=noise_on)
     search = SupernetSearch(SearchSetup("has", "digits", None, "autohas", 0, recipe=TINY, settings=settings), splits=digits)
@@ -522,9 +522,9 @@ def test_autohas_puts_the_gumbel_noise_where_its_setting_says(digits, noise_on):
 
 
 def test_a_method_takes_only_its_own_settings_and_method_settings_picks_them(digits):
-    from trainables.weight_sharing.methods.gdas import GdasSettings
-    from trainables.weight_sharing.methods.size import TasSettings
-    from trainables.weight_sharing.search import method_settings
+    from autohas.trainables.weight_sharing.methods.gdas import GdasSettings
+    from autohas.trainables.weight_sharing.methods.size import TasSettings
+    from autohas.trainables.weight_sharing.search import method_settings
 
     assert method_settings("tas", warmup_ratio=0.25, flops_target=40.0) == TasSettings(warmup_ratio=0.25, flops_target=40.0)
     assert method_settings("gdas", warmup_ratio=0.25, flops_target=40.0) == GdasSettings()  # not gdas' options

@@ -7,7 +7,7 @@ import os
 import pytest
 import torch
 
-from trainables.gpu_memory import GpuOutOfMemory, describe_out_of_memory, is_out_of_memory, out_of_memory_explained
+from autohas.trainables.gpu_memory import GpuOutOfMemory, describe_out_of_memory, is_out_of_memory, out_of_memory_explained
 
 
 def test_the_message_names_the_share_and_the_remedies():
@@ -52,7 +52,7 @@ def flaky_train(config: dict, setup, marker: str) -> None:
 
     Every epoch it starts is logged as "pid epoch" in `marker`.log, the evidence of what was trained.
     """
-    from trainables import train
+    from autohas.trainables import train
 
     original = train.Training.train_epoch
 

@@ -15,7 +15,7 @@ import pytest
 import torch
 
 from autohas.spaces import get_space
-from trainables.train import Training, TrainSetup, recipe_for, train_results
+from autohas.trainables.train import Training, TrainSetup, recipe_for, train_results
 
 DEVICE = os.environ.get("AUTOHAS_GPU_CHECKS_ON", "cuda")
 pytestmark = pytest.mark.gpu
@@ -68,9 +68,9 @@ def test_training_on_the_device_learns_and_its_checkpoint_resumes_from_a_cpu_loa
 @pytest.mark.parametrize("space, algo", [("nats-tss", "gdas"), ("nats-sss", "tas")])
 def test_search_on_the_device_frees_its_memory_before_re_training(gpu, cache, monkeypatch, space, algo):
     from autohas.data import load_splits
-    import trainables.weight_sharing.search as search_module
-    from trainables import train
-    from trainables.weight_sharing.search import SearchRecipe, SearchSetup, search_results
+    import autohas.trainables.weight_sharing.search as search_module
+    from autohas.trainables import train
+    from autohas.trainables.weight_sharing.search import SearchRecipe, SearchSetup, search_results
 
     digits = load_splits("digits", cache_dir=cache)
     monkeypatch.setattr(search_module, "cached_splits", lambda *a: digits)

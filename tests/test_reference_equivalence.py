@@ -18,8 +18,8 @@ import torch
 import torch.nn.functional as F
 
 from tests.xautodl_oracle import TorchRandom, load_into_reference, reference_state, reference_tss_supernet, to_reference_name
-from trainables.weight_sharing.methods.enas import EnasSettings
-from trainables.weight_sharing.search import SearchRecipe, SearchSetup, SupernetSearch, arch_of
+from autohas.trainables.weight_sharing.methods.enas import EnasSettings
+from autohas.trainables.weight_sharing.search import SearchRecipe, SearchSetup, SupernetSearch, arch_of
 
 pytest.importorskip("xautodl", reason="xautodl==1.0.0 (pip install --no-deps) is the oracle; the README's set-up installs it")
 
@@ -375,7 +375,7 @@ def test_h0_training_learning_rate_equals_the_reference_scheduler():
     from xautodl.config_utils import dict2config
     from xautodl.procedures.optimizers import get_optim_scheduler
 
-    from trainables.train import recipe_for
+    from autohas.trainables.train import recipe_for
 
     recipe = recipe_for("cifar10", 12)
     config = dict2config(  # configs/nas-benchmark/hyper-opts/12E.config (H0)

@@ -16,7 +16,7 @@ import torch
 import torch.nn.functional as F
 
 from autohas.spaces.nats_sss import CELL, CHANNELS, NUM_LAYERS
-from trainables.weight_sharing.search import SearchRecipe, SearchSetup, SupernetSearch, method_settings
+from autohas.trainables.weight_sharing.search import SearchRecipe, SearchSetup, SupernetSearch, method_settings
 
 pytest.importorskip("xautodl", reason="xautodl==1.0.0 (pip install --no-deps) is the oracle; the README's set-up installs it")
 

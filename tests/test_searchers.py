@@ -3,10 +3,10 @@ import numpy as np
 import pytest
 from ray.tune.search import Searcher
 
-import searchers
+from autohas import searchers
 from autohas.errors import AutohasError
 from autohas.spaces import get_space
-from searchers.limits import LimitedSearcher
+from autohas.searchers.limits import LimitedSearcher
 
 
 def score_of(space, arch):

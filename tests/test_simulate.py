@@ -4,7 +4,7 @@ import os
 
 import pytest
 
-import searchers
+from autohas import searchers
 from autohas.runner import RunSpec, execute
 from autohas.simulate import SimulatedRun, simulate_experiment, simulate_run
 
@@ -59,7 +59,7 @@ def test_bohb_promotions_are_charged_from_scratch_and_the_incumbent_never_falls(
     """Every evaluation costs its epochs from scratch (the official simulate_train_eval): a trial paused
     at epoch 1 and promoted to 4 pays c(1) + c(4); the clock is the sum over trials."""
     from autohas.bench import open_benchmark
-    from trainables.tabular import benchmark_seed
+    from autohas.trainables.tabular import benchmark_seed
 
     spec = spec_for(tmp_path, "bohb", official_everywhere, budget=8000.0, seed=1)
     run = SimulatedRun(spec)

@@ -14,10 +14,10 @@ from autohas.models import build_network, count_params
 from autohas.models.size_supernet import SssSupernet, channel_interpolate, prefix_masks
 from autohas.spaces import get_space
 from autohas.spaces.nats_sss import CHANNELS
-from trainables.weight_sharing import SIZE_METHODS
-from trainables.weight_sharing.search import SearchRecipe, SearchSetup, SupernetSearch, check_method, method_settings, search_results
-from trainables.weight_sharing.methods.draws import gumbel_softmax
-from trainables.weight_sharing.methods.size import sample_width_pairs
+from autohas.trainables.weight_sharing import SIZE_METHODS
+from autohas.trainables.weight_sharing.search import SearchRecipe, SearchSetup, SupernetSearch, check_method, method_settings, search_results
+from autohas.trainables.weight_sharing.methods.draws import gumbel_softmax
+from autohas.trainables.weight_sharing.methods.size import sample_width_pairs
 
 TINY = SearchRecipe(epochs=2, steps_per_epoch=2, eval_batches=1, candidates=4, batch_size=16, eval_batch_size=64)
 
@@ -236,8 +236,8 @@ def test_space_checks():
 
 
 def test_without_a_benchmark_the_derived_widths_are_retrained(digits, monkeypatch):
-    import trainables.weight_sharing.search as search_module
-    from trainables import train
+    import autohas.trainables.weight_sharing.search as search_module
+    from autohas.trainables import train
 
     monkeypatch.setattr(search_module, "cached_splits", lambda *a: digits)
     monkeypatch.setattr(train, "cached_splits", lambda *a: digits)
@@ -275,7 +275,7 @@ def test_without_a_benchmark_the_derived_widths_are_retrained(digits, monkeypatc
 def test_with_a_benchmark_the_derived_widths_are_looked_up_not_retrained(digits, official_path, monkeypatch):
     """The official sss records score the derived configuration (here 8:8:8:8:8, whose record the
     sample holds: alpha starts on width 8 everywhere and does not move with a zero learning rate)."""
-    import trainables.weight_sharing.search as search_module
+    import autohas.trainables.weight_sharing.search as search_module
     from autohas.bench import open_benchmark
 
     monkeypatch.setattr(search_module, "cached_splits", lambda *a: digits)

@@ -7,7 +7,7 @@ import torch
 
 from autohas import schema
 from autohas.models import count_flops, count_params
-from trainables.train import Recipe, TrainSetup, cosine_lr, train_results
+from autohas.trainables.train import Recipe, TrainSetup, cosine_lr, train_results
 
 SMALL = {"nats-sss": "16:16:16:16:16", "nats-tss": "|nor_conv_3x3~0|+|none~0|skip_connect~1|+|none~0|none~1|skip_connect~2|"}
 

@@ -8,7 +8,7 @@ from ray import tune
 from autohas.bench import open_benchmark
 from autohas.results import RunLedger
 from autohas.schema import RECORD_KEYS, TRIAL_KEYS, trial_result
-from trainables.tabular import TabularSetup, benchmark_seed, tabular_results, tabular_trainable
+from autohas.trainables.tabular import TabularSetup, benchmark_seed, tabular_results, tabular_trainable
 
 
 def run_fixed(tmp_path, setup, arch, space):

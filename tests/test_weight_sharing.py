@@ -10,11 +10,11 @@ import torch.nn.functional as F
 
 from autohas.spaces import get_space
 from autohas.spaces.nats_tss import OPERATIONS
-from trainables.weight_sharing import METHOD_NAMES, SELECTION_NAMES
-from trainables.weight_sharing.methods.draws import gdas_tau, gumbel_straight_through
-from trainables.weight_sharing.registry import METHODS
-from trainables.weight_sharing.search import SearchRecipe, SearchSetup, SupernetSearch, arch_of, check_method, search_results
-from trainables.weight_sharing.selection import SELECTIONS, operation_strength, removal_saliency
+from autohas.trainables.weight_sharing import METHOD_NAMES, SELECTION_NAMES
+from autohas.trainables.weight_sharing.methods.draws import gdas_tau, gumbel_straight_through
+from autohas.trainables.weight_sharing.registry import METHODS
+from autohas.trainables.weight_sharing.search import SearchRecipe, SearchSetup, SupernetSearch, arch_of, check_method, search_results
+from autohas.trainables.weight_sharing.selection import SELECTIONS, operation_strength, removal_saliency
 
 TINY = SearchRecipe(epochs=3, channels=4, cells_per_stage=1, steps_per_epoch=2, eval_batches=1, candidates=4, batch_size=16, eval_batch_size=64)
 
@@ -226,7 +226,7 @@ def test_resume_from_a_checkpoint_continues_the_same_run(digits, algo):
 
 
 def test_results_report_the_derived_architecture_each_epoch(digits, monkeypatch):
-    import trainables.weight_sharing.search as search_module
+    import autohas.trainables.weight_sharing.search as search_module
 
     monkeypatch.setattr(search_module, "cached_splits", lambda *a: digits)
     setup = SearchSetup("nats-tss", "digits", None, "darts-v1", 3, select="ostr", recipe=TINY)
@@ -253,7 +253,7 @@ def test_arch_strings_and_method_checks():
 
 def test_limited_evaluation_uses_a_fixed_random_subset_not_the_first_stored_images():
     from autohas.data import Split
-    from trainables.weight_sharing.search import _subset
+    from autohas.trainables.weight_sharing.search import _subset
 
     labels = torch.arange(10).repeat_interleave(100)  # stored sorted by class, as image folders are read
     split = Split(torch.zeros(1000, 3, 4, 4, dtype=torch.uint8), labels)
@@ -266,11 +266,11 @@ def test_limited_evaluation_uses_a_fixed_random_subset_not_the_first_stored_imag
 def test_method_options_travel_with_each_methods_trials(digits, tmp_path):
     """`--algo mask-gumbel,tas --flops-target 50`: tas' trials get the target though mask-gumbel comes first."""
     from autohas.runner import RunSpec, search_setups
-    from trainables.weight_sharing.search import trial_setup
+    from autohas.trainables.weight_sharing.search import trial_setup
 
     specs = [
         RunSpec(algo=algo, seed=0, space="nats-sss", dataset="digits", benchmark="", experiment_dir=str(tmp_path),
-                time_budget=None, num_samples=None, flops_target=50.0)
+                time_budget=None, num_samples=None, method_options={"flops_target": 50.0})
         for algo in ("mask-gumbel", "tas")
     ]
     setups = search_setups(specs, {"cpu": 1})

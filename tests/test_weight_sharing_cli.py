@@ -27,7 +27,7 @@ QUICK = ["--space", "nats-tss", "--search-epochs", "2", "--search-batches", "2"]
         (["--algo", "pc-darts"], "unknown algorithm 'pc-darts'; choose from:"),
         (["--algo", "autohas"], "autohas search hyperparameters too: use --space has"),
         (["--algo", "rea", "--retrain-epochs", "2"], "--retrain-epochs is for weight-sharing methods"),
-        (["--algo", "rea,autohas", "--space", "has"], "the has space is for weight-sharing methods; rea search"),
+        (["--algo", "rea,autohas", "--space", "has", "--evaluate", "tabular"], "has has no tabular benchmark"),
         (["--algo", "gdas", "--space", "nats-sss"], "gdas search nats-tss or has; on nats-sss use tas, mask-gumbel, mask-sample"),
         (["--algo", "rea,tas,mask-sample"], "tas, mask-sample search nats-sss widths, not nats-tss"),
         (["--algo", "gdas", "--warmup-ratio", "0.2"], "--warmup-ratio is a fraction in [0, 1) of the search epochs of tas"),

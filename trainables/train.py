@@ -16,12 +16,12 @@ the budget would buy a fraction of the training and the search end near chance).
 """
 from __future__ import annotations
 
+import dataclasses
 import math
 import os
 import tempfile
 import time
 from dataclasses import dataclass, field
-from functools import lru_cache
 from typing import Iterator
 
 import numpy as np
@@ -29,6 +29,8 @@ import torch
 from torch import nn
 
 from autohas import schema
+from autohas.spaces import get_space
+from autohas.trainables.device import cached_splits, prepare_trial
 
 CHECKPOINT_FILE = "training.pt"
 
@@ -94,14 +96,6 @@ def cosine_lr(base: float, step: int, total_steps: int) -> float:
     return 0.5 * base * (1.0 + math.cos(math.pi * min(step, total_steps) / total_steps))
 
 
-@lru_cache(maxsize=2)
-def cached_splits(dataset: str, data_dir: str | None, cache_dir: str | None):
-    """Decoded splits, kept per process: with reused actors, trials after the first skip loading."""
-    from autohas.data import load_splits
-
-    return load_splits(dataset, data_dir=data_dir, cache_dir=cache_dir)
-
-
 class Training:
     """One candidate's training run: model, optimiser, data order; save/restore per epoch."""
 
@@ -109,22 +103,18 @@ class Training:
         from autohas.data import Batches
         from autohas.models import build_network
 
+        space = get_space(setup.space)
         self.setup = setup
-        self.recipe = setup.recipe
-        if setup.gpu and not torch.cuda.is_available():
-            raise RuntimeError("this trial was given a GPU, but torch sees no CUDA device here")
-        self.device = torch.device("cuda" if setup.gpu else "cpu")
-        if self.device.type == "cpu":
-            torch.set_num_threads(max(1, setup.threads))
-        else:
+        # a candidate of a space with hyperparameters (has) trains with its own learning rate and weight decay
+        self.recipe = dataclasses.replace(setup.recipe, **space.hyperparameters(arch))
+        self.device, splits = prepare_trial(setup, seed, splits, load=cached_splits)
+        if self.device.type == "cuda":
             torch.backends.cudnn.benchmark = True  # fixed input shapes: let cuDNN pick its fastest kernels
         # bf16 autocast only where cuDNN has bf16 kernels (compute capability 8.0+, e.g. A100, A10G,
         # H100); on older GPUs (T4, V100) bf16 convolutions fall back to slow kernels, so train in fp32.
         self.bf16 = self.device.type == "cuda" and torch.cuda.get_device_capability(self.device)[0] >= 8
-        splits = splits or cached_splits(setup.dataset, setup.data_dir, setup.cache_dir)
         self.spec = splits.spec
-        torch.manual_seed(seed)
-        self.model = build_network(setup.space, arch, splits.spec.num_classes).to(self.device)
+        self.model = build_network(space.architecture_space, space.architecture(arch), splits.spec.num_classes).to(self.device)
         if self.device.type == "cuda":
             self.model = self.model.to(memory_format=torch.channels_last)
         r = self.recipe
@@ -202,7 +192,6 @@ def train_results(
     With `state` (a checkpoint of this configuration) training continues after its epoch.
     """
     from autohas.models import count_flops, count_params
-    from autohas.spaces import get_space
 
     since = time.perf_counter()
     space = get_space(setup.space)
@@ -235,6 +224,7 @@ def train_results(
             wall_seconds=training.wall,
             params=params,
             flops=flops,
+            hparams=space.hyperparameters(arch),
         )
         yield result, training
 
@@ -263,7 +253,7 @@ def train_trainable(config: dict, setup: TrainSetup) -> None:
     """The Ray Tune function trainable: trains, reporting each epoch with a checkpoint."""
     from ray import tune
 
-    from trainables.gpu_memory import out_of_memory_explained
+    from autohas.trainables.gpu_memory import out_of_memory_explained
 
     trial_id = tune.get_context().get_trial_id()
     with out_of_memory_explained():

@@ -26,10 +26,31 @@ class Decision:
 
 
 class Space(ABC):
-    """Base class: subclasses define the decisions and the official string/index maps."""
+    """Base class: subclasses define the decisions and the official string/index maps.
+
+    A user's own space subclasses this and is registered with `autohas.spaces.register_space`:
+    every searcher proposes, saves and restores it through the registry.
+    """
 
     name: str = ""
     has_index: bool = True
+    summary: str = ""  # a few words for --help, after the name
+    tabular: bool = True  # a tabular benchmark of `architecture_space` can score its candidates
+    hyperparameter_names: tuple[str, ...] = ()  # the training hyperparameters its candidates set (Recipe fields)
+
+    @property
+    def architecture_space(self) -> str:
+        """The space whose networks and benchmarks a candidate's architecture belongs to (itself, or
+        e.g. nats-tss for `has`, whose candidates are nats-tss cells plus training hyperparameters)."""
+        return self.name
+
+    def architecture(self, arch: str) -> str:
+        """The network part of a candidate: an architecture of `architecture_space`."""
+        return arch
+
+    def hyperparameters(self, arch: str) -> dict[str, float]:
+        """The training hyperparameters a candidate sets ({} for pure architecture spaces)."""
+        return {}
 
     def __init__(self, decisions: Sequence[Decision]):
         self.decisions: tuple[Decision, ...] = tuple(decisions)
@@ -80,6 +101,17 @@ class Space(ABC):
         for d, v in zip(self.decisions, genotype):
             if v not in d.choices:
                 raise AutohasError(f"{self.name}: {v!r} is not a choice of {d.name} {list(d.choices)}")
+
+    def neighbours(self, arch: str) -> list[str]:
+        """Every candidate that differs from `arch` in exactly one decision, in decision then choice
+        order (the GP bandit's candidate pool, local search)."""
+        genotype = self.decode(arch)
+        found = []
+        for position, decision in enumerate(self.decisions):
+            for choice in decision.choices:
+                if choice != genotype[position]:
+                    found.append(self.encode(genotype[:position] + (choice,) + genotype[position + 1 :]))
+        return found
 
     # -- sampling -------------------------------------------------------------------------
     def sample(self, rng: np.random.Generator) -> str:

@@ -2,15 +2,15 @@
 SANAS, LeaSE and AutoHAS. The command line lists the same names in `__init__.py` without torch."""
 from __future__ import annotations
 
-from trainables.weight_sharing.methods.autohas import AutoHas, AutoHasHp
-from trainables.weight_sharing.methods.base import Method
-from trainables.weight_sharing.methods.darts import DartsV1, DartsV2
-from trainables.weight_sharing.methods.enas import Enas
-from trainables.weight_sharing.methods.explained import Lease, SanasDarts, SanasGdas
-from trainables.weight_sharing.methods.gdas import Gdas
-from trainables.weight_sharing.methods.rsps import RandomSampling
-from trainables.weight_sharing.methods.setn import Setn
-from trainables.weight_sharing.methods.size import MaskGumbel, MaskSample, Tas
+from autohas.trainables.weight_sharing.methods.autohas import AutoHas, AutoHasHp
+from autohas.trainables.weight_sharing.methods.base import Method
+from autohas.trainables.weight_sharing.methods.darts import DartsV1, DartsV2
+from autohas.trainables.weight_sharing.methods.enas import Enas
+from autohas.trainables.weight_sharing.methods.explained import Lease, SanasDarts, SanasGdas
+from autohas.trainables.weight_sharing.methods.gdas import Gdas
+from autohas.trainables.weight_sharing.methods.rsps import RandomSampling
+from autohas.trainables.weight_sharing.methods.setn import Setn
+from autohas.trainables.weight_sharing.methods.size import MaskGumbel, MaskSample, Tas
 
 METHODS: dict[str, type[Method]] = {
     method.name: method

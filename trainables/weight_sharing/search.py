@@ -27,38 +27,14 @@ import numpy as np
 import torch
 
 from autohas import schema
-from trainables.train import cached_splits, report_with_state, restore_state
-from autohas.spaces.has import arch_space
-from trainables.weight_sharing import HAS_METHODS, retrain_epochs_for
-from trainables.weight_sharing.methods.base import MethodContext
-from trainables.weight_sharing.registry import METHODS
-from trainables.weight_sharing.selection import SELECTIONS
-
-
-@dataclass(frozen=True)
-class SearchRecipe:
-    """The settings every weight-sharing method shares, NATS-Bench's (METHODS.md 8.5) unless changed;
-    a method's own settings are its `Settings` (methods/*.py)."""
-
-    epochs: int = 100
-    batch_size: int = 64
-    eval_batch_size: int = 512
-    lr: float = 0.025  # weights: SGD, cosine per epoch from lr to lr_min over all epochs (xautodl's CosineAnnealingLR)
-    lr_min: float = 0.001
-    momentum: float = 0.9
-    weight_decay: float = 5e-4
-    nesterov: bool = True
-    grad_clip: float | None = None  # the supernet weights' gradient norm clip (None: none, as NATS-Bench)
-    arch_lr: float = 3e-4  # alpha: Adam
-    arch_betas: tuple[float, float] = (0.5, 0.999)
-    arch_weight_decay: float = 1e-3
-    arch_eps: float = 1e-8
-    candidates: int = 100  # the `sampled` selection
-    channels: int = 16  # supernet: C and cells per stage (the benchmark's skeleton)
-    cells_per_stage: int = 5
-    steps_per_epoch: int | None = None  # None: one pass over the training split
-    eval_batches: int | None = None  # per-epoch evaluation on this many batches of a fixed random subset; None: whole split
-    retrain_epochs: int | None = None  # re-train the final architecture with H0 for this many epochs (None: per method)
+from autohas.trainables.device import cached_splits, prepare_trial
+from autohas.trainables.train import report_with_state, restore_state
+from autohas.spaces import architecture_space_of
+from autohas.trainables.weight_sharing import HAS_METHODS, retrain_epochs_for
+from autohas.trainables.weight_sharing.methods.base import MethodContext
+from autohas.trainables.weight_sharing.recipe import SearchRecipe
+from autohas.trainables.weight_sharing.registry import METHODS
+from autohas.trainables.weight_sharing.selection import SELECTIONS
 
 
 @dataclass(frozen=True)
@@ -102,7 +78,7 @@ def describe_searches(
     space: str = "nats-tss", warmup_ratio: float = 0.0, flops_target: float | None = None,
 ) -> str:
     """The protocol of weight-sharing runs, as the report states it."""
-    from trainables.weight_sharing.methods.size import TasSettings
+    from autohas.trainables.weight_sharing.methods.size import TasSettings
 
     r, tas = SearchRecipe(), TasSettings()
     selections = ", ".join(f"{m} {select or METHODS[m].default_selection}" for m in methods)
@@ -124,7 +100,7 @@ def describe_searches(
     if flops_target is not None:
         warmup += f", tas with TAS' cost loss toward {flops_target:g} MFLOPs (lambda {tas.cost_weight:g}, tolerance {tas.cost_tolerance:g})"
     return (
-        f"{', '.join(methods)} search a {arch_space(space)} supernet on {dataset} for {epochs} epochs{warmup} (batch {r.batch_size}, "
+        f"{', '.join(methods)} search a {architecture_space_of(space)} supernet on {dataset} for {epochs} epochs{warmup} (batch {r.batch_size}, "
         f"SGD {r.lr} cosine to {r.lr_min}, BN on batch statistics without affine, alpha by Adam {r.arch_lr}); "
         f"every epoch reports the architecture derived now (selection: {selections}), its accuracy inside the "
         f"supernet on the validation split as the signal; test accuracy: {scored}{retraining}; "
@@ -136,7 +112,7 @@ def check_method(algo: str, select: str | None, space: str | None = None) -> Non
     """ValueError with a one-line reason when `algo` cannot search `space` or `select` cannot derive its architecture."""
     if algo not in METHODS:
         raise ValueError(f"unknown weight-sharing method {algo!r}; choose from: {', '.join(METHODS)}")
-    if space is not None and arch_space(space) != METHODS[algo].space:
+    if space is not None and architecture_space_of(space) != METHODS[algo].space:
         raise ValueError(f"{algo} searches {METHODS[algo].space}, not {space}")
     if select is None:
         return
@@ -174,15 +150,9 @@ class SupernetSearch:
 
         check_method(setup.algo, setup.select, setup.space)
         self.setup, self.recipe = setup, setup.recipe
-        if setup.gpu and not torch.cuda.is_available():
-            raise RuntimeError("this trial was given a GPU, but torch sees no CUDA device here")
-        self.device = torch.device("cuda" if setup.gpu else "cpu")
-        if self.device.type == "cpu":
-            torch.set_num_threads(max(1, setup.threads))
-        splits = splits or cached_splits(setup.dataset, setup.data_dir, setup.cache_dir)
-        self.spec = splits.spec
         seed = setup.seed
-        torch.manual_seed(seed)
+        self.device, splits = prepare_trial(setup, seed, splits, load=cached_splits)
+        self.spec = splits.spec
         r = self.recipe
         supernet = build_supernet(setup.space, splits.spec.num_classes, r).to(self.device)
         init = torch.randn(supernet.shape, generator=torch.Generator().manual_seed(seed)) * 1e-3
@@ -343,7 +313,7 @@ def build_supernet(space: str, num_classes: int, recipe: SearchRecipe):
     from autohas.models.size_supernet import SssSupernet
     from autohas.models.supernet import TssSupernet
 
-    if arch_space(space) == "nats-sss":
+    if architecture_space_of(space) == "nats-sss":
         return SssSupernet(num_classes)
     return TssSupernet(num_classes, recipe.channels, recipe.cells_per_stage)
 
@@ -364,9 +334,9 @@ def search_results(setup: SearchSetup, trial_id: str, state: dict | None = None)
     scratch with H0 and the method's derived hyperparameters, its accuracies measured.
     """
     from autohas.spaces import get_space
-    from trainables.gpu_memory import release_device_memory
+    from autohas.trainables.gpu_memory import release_device_memory
 
-    space = arch_space(setup.space)
+    space = architecture_space_of(setup.space)
     since = time.perf_counter()
     search = SupernetSearch(setup)
     if state is not None:
@@ -375,7 +345,7 @@ def search_results(setup: SearchSetup, trial_id: str, state: dict | None = None)
     if setup.benchmark:
         from autohas.bench import open_benchmark
 
-        bench = open_benchmark(setup.benchmark, arch_space(setup.space))
+        bench = open_benchmark(setup.benchmark, architecture_space_of(setup.space))
     while search.epoch < setup.recipe.epochs:
         began = time.perf_counter()
         search.search_epoch()
@@ -442,10 +412,10 @@ def retrain_results(setup: SearchSetup, trial_id: str, outcome: SearchOutcome, s
     learning-rate schedule and weight decay); costs add to the search's.
     """
     from autohas.spaces import get_space
-    from trainables.train import TrainSetup, recipe_for, train_results
+    from autohas.trainables.train import TrainSetup, recipe_for, train_results
 
     epochs = setup.retrain_epochs
-    space = arch_space(setup.space)
+    space = architecture_space_of(setup.space)
     train_setup = TrainSetup(
         space=space, dataset=setup.dataset, data_dir=setup.data_dir, budget=epochs, seed=setup.seed,
         algo=setup.algo, recipe=dataclasses.replace(recipe_for(setup.dataset, epochs), **outcome.training_hparams),
@@ -473,7 +443,7 @@ def weight_sharing_trainable(config: dict, setups: dict[str, SearchSetup]) -> No
     from ray import tune
 
     setup = trial_setup(config, setups)
-    from trainables.gpu_memory import out_of_memory_explained
+    from autohas.trainables.gpu_memory import out_of_memory_explained
 
     trial_id = tune.get_context().get_trial_id()
     with out_of_memory_explained():

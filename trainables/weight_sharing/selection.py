@@ -18,13 +18,25 @@ because dL/d alpha = beta * (dL/d beta - <beta, dL/d beta>).
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from typing import TYPE_CHECKING
+from typing import Any, Iterator, Protocol
 
 import torch
 import torch.nn.functional as F
 
-if TYPE_CHECKING:
-    from trainables.weight_sharing.search import SupernetSearch
+
+class SearchView(Protocol):
+    """What a criterion reads of the running search (`search.SupernetSearch`): declared here so that
+    this module does not import the search loop that imports it."""
+
+    alpha: torch.Tensor
+    supernet: Any
+    device: torch.device
+    method: Any
+    recipe: Any
+
+    def beta(self) -> torch.Tensor: ...
+
+    def controller_batches(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]: ...
 
 
 def operation_strength(beta: torch.Tensor, grad_beta: torch.Tensor) -> torch.Tensor:
@@ -43,7 +55,7 @@ class Selection(ABC):
     name = ""
     needs_alpha = True
 
-    def __init__(self, search: "SupernetSearch") -> None:
+    def __init__(self, search: SearchView) -> None:
         self.search = search
 
     def start_epoch(self) -> None:

@@ -39,8 +39,8 @@ from torch import nn
 
 from autohas.spaces.nats_tss import OPERATIONS
 from autohas.spaces.has import DEFAULT_WEIGHT_DECAY, MULTIPLIERS, REFERENCE_BATCH
-from trainables.weight_sharing.methods.base import Batch, Method, MethodContext, Settings, clip_gradients, resnet_cell
-from trainables.weight_sharing.methods.draws import gumbel_straight_through
+from autohas.trainables.weight_sharing.methods.base import Batch, Method, MethodContext, Settings, clip_gradients, resnet_cell
+from autohas.trainables.weight_sharing.methods.draws import gumbel_straight_through
 
 NOISE_ON = ("probabilities", "log-probabilities")
 

@@ -21,7 +21,7 @@ from torch import nn
 
 if TYPE_CHECKING:
     from autohas.data import DataSpec
-    from trainables.weight_sharing.search import SearchRecipe
+    from autohas.trainables.weight_sharing.recipe import SearchRecipe
 
 Batch = tuple[torch.Tensor, torch.Tensor]
 

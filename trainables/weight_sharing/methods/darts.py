@@ -7,7 +7,7 @@ import torch
 import torch.nn.functional as F
 from torch.func import functional_call
 
-from trainables.weight_sharing.methods.base import Batch, Method
+from autohas.trainables.weight_sharing.methods.base import Batch, Method
 
 class DartsV1(Method):
     name = "darts-v1"

@@ -8,7 +8,7 @@ import torch
 from torch import nn
 from torch.distributions import Categorical
 
-from trainables.weight_sharing.methods.base import Batch, Method, MethodContext, Settings
+from autohas.trainables.weight_sharing.methods.base import Batch, Method, MethodContext, Settings
 
 class EnasController(nn.Module):
     """ENAS' controller as NATS-Bench runs it: a 2-layer LSTM choosing one op per edge, each

@@ -37,9 +37,9 @@ import torch.nn.functional as F
 from torch import nn
 from torch.func import functional_call
 
-from trainables.weight_sharing.methods.base import Batch, Method, MethodContext, Settings, clip_gradients, resnet_cell
-from trainables.weight_sharing.methods.darts import DartsV1
-from trainables.weight_sharing.methods.gdas import Gdas, GdasSettings
+from autohas.trainables.weight_sharing.methods.base import Batch, Method, MethodContext, Settings, clip_gradients, resnet_cell
+from autohas.trainables.weight_sharing.methods.darts import DartsV1
+from autohas.trainables.weight_sharing.methods.gdas import Gdas, GdasSettings
 
 SALIENCY_IMAGES = 8  # validation images whose saliency maps each checkpoint keeps, for the report
 START_SCALE = 1e-3

@@ -3,8 +3,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from trainables.weight_sharing.methods.base import Method, MethodContext, Settings
-from trainables.weight_sharing.methods.draws import gdas_tau, gumbel_straight_through
+from autohas.trainables.weight_sharing.methods.base import Method, MethodContext, Settings
+from autohas.trainables.weight_sharing.methods.draws import gdas_tau, gumbel_straight_through
 
 
 @dataclass(frozen=True)

@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import torch
 
-from trainables.weight_sharing.methods.base import Batch, Method
-from trainables.weight_sharing.methods.draws import distinct_random_architectures, node_edges, uniform_architecture, uniform_ops
+from autohas.trainables.weight_sharing.methods.base import Batch, Method
+from autohas.trainables.weight_sharing.methods.draws import distinct_random_architectures, node_edges, uniform_architecture, uniform_ops
 
 class RandomSampling(Method):
     """RSPS: random sampling with parameter sharing; no architecture parameters to learn.

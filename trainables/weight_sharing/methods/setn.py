@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import torch
 
-from trainables.weight_sharing.methods.base import Method
-from trainables.weight_sharing.methods.draws import most_probable_architectures, uniform_architecture
+from autohas.trainables.weight_sharing.methods.base import Method
+from autohas.trainables.weight_sharing.methods.draws import most_probable_architectures, uniform_architecture
 
 class Setn(Method):
     """SETN: weights trained on uniformly random architectures (one per step, shared by all cells);

@@ -34,9 +34,9 @@ import torch
 import torch.nn.functional as F
 from torch.distributions import Categorical
 
-from trainables.weight_sharing.methods.base import Batch, Method, MethodContext
-from trainables.weight_sharing.methods.draws import gdas_tau
-from trainables.weight_sharing.methods.gdas import GdasSettings
+from autohas.trainables.weight_sharing.methods.base import Batch, Method, MethodContext
+from autohas.trainables.weight_sharing.methods.draws import gdas_tau
+from autohas.trainables.weight_sharing.methods.gdas import GdasSettings
 
 PAIR_EPS = 1e-7  # select2withP: added to the probabilities TAS draws its pair from
 

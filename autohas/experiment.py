@@ -1,0 +1,169 @@
+"""The experiment folder: checked (before Ray starts), created or resumed, its protocol written, its runs
+listed as RunSpecs (one per algorithm x seed).
+
+`check_experiment` refuses what cannot go on (a folder that is not an experiment, one that exists
+without --resume or --overwrite, a resume that changes an option fixed on resume) without writing;
+`create_experiment` then writes it: experiment.yaml (the schema's saved options), an empty
+results.jsonl, protocol.json. With remote storage the folder is the local copy, fetched first.
+"""
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import fields
+
+from autohas.errors import AutohasError
+from autohas.layout import EXPERIMENT_FILE, PROTOCOL_FILE, RESULTS_FILE
+from autohas.options import Options, declared, fixed_on_resume, method_options, read_yaml, saved_options
+from autohas.validate import searches_black_box, weight_sharing_algos
+
+
+def check_experiment(options: Options) -> str:
+    """The experiment's local folder, after refusing what cannot go on; on --resume the saved
+    algorithms come first in `options.algo`. Writes nothing (but fetches a remote experiment)."""
+    from autohas.storage import open_storage
+
+    store = open_storage(options.storage)
+    store.pull(options.name)
+    folder = store.local_dir(options.name)
+    saved_path = os.path.join(folder, EXPERIMENT_FILE)
+    exists = os.path.isdir(folder) and bool(os.listdir(folder))
+    ours = os.path.exists(saved_path) or os.path.exists(os.path.join(folder, RESULTS_FILE))
+    if exists and not ours:
+        raise AutohasError(f"{folder} exists and is not an autohas experiment: choose another --storage or --name")
+    if exists and not options.resume and not options.overwrite:
+        raise AutohasError(f"{folder} already holds an experiment: add --resume to continue it, --overwrite to replace it, or choose another --name")
+    if exists and options.resume and not options.overwrite and os.path.exists(saved_path):
+        saved = read_yaml(saved_path)
+        for key in fixed_on_resume():
+            if key in saved and saved[key] != getattr(options, key):
+                raise AutohasError(f"cannot resume {folder} with --{key.replace('_', '-')} {getattr(options, key)}: it was started with {saved[key]}")
+        algos = list(saved.get("algo", []))
+        options.algo = algos + [a for a in options.algo if a not in algos]
+    return folder
+
+
+def create_experiment(options: Options) -> str:
+    """Create (or, on --resume, keep) the experiment folder checked by `check_experiment`; its path."""
+    import yaml
+
+    from autohas.storage import open_storage, redact
+
+    store = open_storage(options.storage)
+    folder = store.local_dir(options.name)
+    if options.overwrite and os.path.isdir(folder) and os.listdir(folder):
+        store.delete(options.name)
+    record = saved_options(options)
+    record["storage"] = redact(options.storage)  # a URI's query may hold credentials
+    try:
+        os.makedirs(folder, exist_ok=True)
+        with open(os.path.join(folder, EXPERIMENT_FILE), "w") as handle:
+            yaml.safe_dump(record, handle, sort_keys=False)
+        open(os.path.join(folder, RESULTS_FILE), "a").close()
+    except OSError as exc:
+        raise AutohasError(f"cannot write the experiment folder {folder}: {exc.strerror}") from None
+    write_protocol(folder, options)
+    store.push(options.name)
+    return folder
+
+
+def write_protocol(folder: str, options: Options) -> None:
+    """What the report states about how the numbers were obtained."""
+    from autohas.spaces import get_space
+
+    protocol = {
+        "space": options.space,
+        "dataset": options.dataset,
+        "evaluate": options.evaluate,
+        "time_budget": options.time_budget,
+        "num_samples": options.num_samples,
+        "concurrency": options.concurrency,
+    }
+    if options.evaluate == "train":
+        from autohas.data import split_note
+        from autohas.trainables.train import recipe_for
+
+        hyper = get_space(options.space).hyperparameter_names
+        tuned = f"; {', '.join(hyper).replace('_', ' ')} as the candidate sets them" if hyper else ""
+        protocol.update(
+            benchmark=f"none: every candidate trained for real on {options.dataset} ({split_note(options.dataset)})",
+            signal=f"validation accuracy after epoch e of the {options.epochs}-epoch NATS-Bench H0 schedule "
+            f"(batch {recipe_for(options.dataset).batch_size}{tuned}); test accuracy measured on the test split",
+            clock="measured training + validation seconds (CPU seconds of the trial on a CPU, wall seconds on a GPU)",
+            seed_mode="one training run per evaluation",
+        )
+    else:
+        from autohas.bench import open_benchmark
+
+        bench = open_benchmark(options.benchmark, get_space(options.space).architecture_space)
+        protocol.update(benchmark=bench.source, signal=bench.signal, clock="simulated", seed_mode=options.seed_mode)
+    methods = weight_sharing_algos(options)
+    if methods:
+        from autohas.trainables.weight_sharing.search import describe_searches
+
+        looked_up = options.evaluate == "tabular"
+        settings = method_options(options)
+        protocol["weight_sharing"] = describe_searches(
+            methods, options.dataset, options.search_epochs, options.select, looked_up, options.retrain_epochs,
+            options.space, settings.get("warmup_ratio") or 0.0, settings.get("flops_target"),
+        )
+        from autohas.data import split_note
+
+        if not searches_black_box(options):  # the experiment's numbers are the searches' alone
+            protocol.update(
+                benchmark=protocol["benchmark"] if looked_up else f"none ({options.dataset}: {split_note(options.dataset)})",
+                signal="accuracy of the architecture derived each epoch, inside the supernet, on the validation split",
+                clock="measured search seconds",
+                seed_mode="one search per seed",
+            )
+    with open(os.path.join(folder, PROTOCOL_FILE), "w") as handle:
+        json.dump(protocol, handle, indent=1)
+
+
+def run_specs(options: Options, folder: str) -> list:
+    """One RunSpec per (algorithm, seed): every RunSpec field named as an option takes its value."""
+    from autohas.runner import RunSpec
+    from autohas.storage import is_uri
+    from autohas.trainables.weight_sharing import METHOD_NAMES
+
+    shared = {f.name: getattr(options, f.name) for f in fields(RunSpec) if f.name in declared()}
+    shared.update(
+        benchmark=options.benchmark or "",
+        epochs=options.epochs or 12,
+        search_epochs=options.search_epochs or 100,
+        method_options={k: v for k, v in method_options(options).items() if v is not None},
+        storage_uri=options.storage if is_uri(options.storage) else None,
+        experiment_dir=folder,
+    )
+    return [
+        # searches run as many at once as their resources fit; --concurrency is the searchers'
+        RunSpec(**{**shared, "algo": algo, "seed": seed, "concurrency": None if algo in METHOD_NAMES else options.concurrency})
+        for algo in options.algo
+        for seed in range(options.seed, options.seed + options.seeds)
+    ]
+
+
+def start_ray(address: str | None = None) -> bool:
+    """Connect to the cluster at `address` (or $RAY_ADDRESS), else start a small local Ray,
+    unless this process is already connected; True if we connected."""
+    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+    os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
+    import ray
+
+    if ray.is_initialized():
+        return False
+    address = address or os.environ.get("RAY_ADDRESS") or None
+    try:
+        if address:
+            ray.init(address=address, log_to_driver=False, logging_level="ERROR")
+        else:
+            # Ray's default worker niceness (15) starves the trials beside any busy process: a local
+            # run's workers share the machine fairly instead; and torch's OpenMP threads wait passively,
+            # else beside other work they spin (measured: a 2-thread digits epoch 6x slower)
+            os.environ.setdefault("RAY_worker_niceness", "0")
+            os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+            ray.init(include_dashboard=False, log_to_driver=False, logging_level="ERROR")
+    except (ConnectionError, ValueError, RuntimeError) as exc:
+        where = f"the Ray cluster at {address}" if address else "a local Ray"
+        raise AutohasError(f"cannot connect to {where}: {str(exc).strip().splitlines()[0]}") from None
+    return True

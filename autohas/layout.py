@@ -1,0 +1,69 @@
+"""The experiment folder's layout: every file name and marker, and the small files the driver keeps.
+
+    <storage>/<name>/experiment.yaml      the options the experiment was started with
+                     protocol.json        how its numbers were obtained (for the report)
+                     results.jsonl        one schema record per reported step, all runs
+                     <algo>-seed<S>/      one run: Tune's folder, run.json, search-finished,
+                                          saliency.npz (SANAS / LeaSE maps, as arrays)
+                     weight-sharing/      the one Tune experiment of the weight-sharing runs
+                     saliency/            the report's drawings of those maps (<algo>-seed<S>.png)
+
+Core and Ray-free: searchers, trainables, the runner and the report all name files through here.
+"""
+from __future__ import annotations
+
+import json
+import os
+
+EXPERIMENT_FILE = "experiment.yaml"
+PROTOCOL_FILE = "protocol.json"
+RESULTS_FILE = "results.jsonl"
+RUN_FILE = "run.json"
+FINISHED_MARKER = "search-finished"
+WEIGHT_SHARING_DIR = "weight-sharing"
+SALIENCY_DIR = "saliency"
+SALIENCY_ARRAYS = "saliency.npz"
+
+
+
+def run_name(algo: str, seed: int) -> str:
+    """The folder name of one run (one algorithm x seed)."""
+    return f"{algo}-seed{seed}"
+
+
+def mark_finished(run_dir: str | os.PathLike) -> None:
+    """Leave the marker that says a run's search is over (a resumed experiment skips the run)."""
+    folder = os.fspath(run_dir)
+    os.makedirs(folder, exist_ok=True)
+    open(os.path.join(folder, FINISHED_MARKER), "a").close()
+
+
+def is_finished(run_dir: str | os.PathLike) -> bool:
+    return os.path.exists(os.path.join(os.fspath(run_dir), FINISHED_MARKER))
+
+
+def read_run(run_dir: str) -> dict:
+    """How a run was executed (`mode`) and its wall seconds over all attempts; {} if not recorded."""
+    path = os.path.join(run_dir, RUN_FILE)
+    if not os.path.exists(path):
+        return {}
+    with open(path) as handle:
+        return json.load(handle)
+
+
+def record_run(run_dir: str, algo: str, seed: int, mode: str, wall_seconds: float) -> None:
+    """Keep how a run was executed and its wall time (added up over resumed attempts)."""
+    os.makedirs(run_dir, exist_ok=True)
+    before = float(read_run(run_dir).get("wall_seconds", 0.0))
+    with open(os.path.join(run_dir, RUN_FILE), "w") as handle:
+        json.dump({"algo": algo, "seed": seed, "mode": mode, "wall_seconds": before + wall_seconds}, handle)
+
+
+def saliency_arrays(experiment_dir: str, algo: str, seed: int) -> str:
+    """Where a SANAS / LeaSE run's saliency maps are kept as arrays, for the report to draw."""
+    return os.path.join(experiment_dir, run_name(algo, seed), SALIENCY_ARRAYS)
+
+
+def saliency_figure(experiment_dir: str, run: str) -> str:
+    """Where the report draws the saliency maps of run folder `run`."""
+    return os.path.join(experiment_dir, SALIENCY_DIR, run + ".png")

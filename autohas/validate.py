@@ -1,0 +1,220 @@
+"""Options made valid and complete: every default resolved, every check done before Ray starts.
+
+`parse_options(argv)` = the schema's merge (defaults < --config YAML < command line) and coercion,
+then `validate`: the algorithms, the space, the evaluation and what it needs (a benchmark that has
+the dataset; training data that decodes), the resources, the weight-sharing methods' options. Bad
+input ends as one AutohasError line; nothing here starts Ray or makes a folder.
+"""
+from __future__ import annotations
+
+import math
+import os
+from typing import Any, Sequence
+
+from autohas.errors import AutohasError
+from autohas.options import TRAIN, WEIGHT_SHARING, Options, coerce, merge, refuse_where_not_applicable
+
+# NATS-Bench multi-trial budgets (simulated seconds), from the official scripts, per architecture space.
+DEFAULT_TIME_BUDGETS = {
+    "nats-tss": {"cifar10": 20000, "cifar100": 40000, "ImageNet16-120": 120000},
+    "nats-sss": {"cifar10": 20000, "cifar100": 40000, "ImageNet16-120": 60000},
+}
+# Small enough for the offline default to finish in about 3 minutes on 2 CPU cores.
+TRAIN_TIME_BUDGETS = {"digits": 150}  # CPU seconds of training on a CPU (about two of BOHB's brackets)
+MODES = ("simulate", "tune")
+EVALUATIONS = ("tabular", "train")
+
+
+def parse_options(argv: Sequence[str]) -> Options:
+    """Defaults < --config YAML < command line, validated (AutohasError on bad input)."""
+    merged = merge(argv)
+    for required in ("algo", "space"):
+        if required not in merged:
+            raise AutohasError(f"--{required} is required (on the command line or in --config)")
+    if isinstance(merged.get("time_budget"), dict):  # a preset: one budget per dataset
+        budgets = merged["time_budget"]
+        evaluate = default_evaluate(merged.get("evaluate"), merged.get("benchmark"))
+        dataset = merged.get("dataset") or ("digits" if evaluate == "train" else "cifar10")
+        if dataset not in budgets:
+            raise AutohasError(f"the config's time-budget names no budget for dataset {dataset!r}")
+        merged["time_budget"] = budgets[dataset]
+    return validate(Options(**coerce(merged)))
+
+
+def weight_sharing_algos(options: Any) -> list[str]:
+    from autohas.trainables.weight_sharing import METHOD_NAMES
+
+    return [a for a in options.algo if a in METHOD_NAMES]
+
+
+def searches_black_box(options: Any) -> bool:
+    """Whether any algorithm is a black-box searcher (the time budget is theirs; searches run for epochs)."""
+    return len(weight_sharing_algos(options)) < len(options.algo)
+
+
+def default_evaluate(evaluate: str | None, benchmark: str | None) -> str:
+    """tabular when a benchmark is given (option or $AUTOHAS_BENCHMARK), else train."""
+    if evaluate is not None:
+        return evaluate
+    return "tabular" if benchmark or os.environ.get("AUTOHAS_BENCHMARK") else "train"
+
+
+def validate(options: Options) -> Options:
+    from autohas.searchers import ALGORITHMS
+    from autohas.spaces import get_space
+    from autohas.trainables.weight_sharing import METHOD_NAMES
+
+    get_space(options.space)
+    for algo in options.algo:
+        if algo not in ALGORITHMS and algo not in METHOD_NAMES:
+            raise AutohasError(
+                f"unknown algorithm {algo!r}; choose from: {', '.join(ALGORITHMS)} (searchers), "
+                f"{', '.join(METHOD_NAMES)} (weight-sharing methods)"
+            )
+    if len(set(options.algo)) != len(options.algo):
+        raise AutohasError(f"--algo names an algorithm twice: {','.join(options.algo)}")
+    options.evaluate = default_evaluate(options.evaluate, options.benchmark)
+    if options.evaluate not in EVALUATIONS:
+        raise AutohasError(f"--evaluate must be one of {', '.join(EVALUATIONS)}, not {options.evaluate!r}")
+    if options.seeds < 1 or (options.concurrency is not None and options.concurrency < 1):
+        raise AutohasError("--seeds and --concurrency must be at least 1")
+    if options.seed < 0 or options.seed + options.seeds > 2**32:
+        raise AutohasError("seeds must lie in 0 .. 2**32-1")
+    if options.num_samples is not None and options.num_samples < 1:
+        raise AutohasError("--num-samples must be at least 1")
+    if options.time_budget is not None and not (math.isfinite(options.time_budget) and options.time_budget > 0):
+        raise AutohasError("--time-budget must be a positive number of seconds")
+    if options.seed_mode not in ("sample", "mean"):
+        raise AutohasError(f"--seed-mode must be sample or mean, not {options.seed_mode!r}")
+    _validate_resources(options)
+    places = {TRAIN} if options.evaluate == "train" else set()
+    if weight_sharing_algos(options):
+        places.add(WEIGHT_SHARING)
+    refuse_where_not_applicable(options, places)
+    _validate_weight_sharing(options)
+    if options.evaluate == "train":
+        _validate_training(options)
+    else:
+        _validate_tabular(options)
+    if options.mode not in MODES:
+        raise AutohasError(f"--mode must be one of {', '.join(MODES)}, not {options.mode!r}")
+    if options.max_failures < 0:
+        raise AutohasError("--max-failures must be 0 (no retries) or more")
+    from autohas.storage import open_storage
+
+    options.storage = open_storage(options.storage).location  # a folder made absolute, or the URI
+    options.name = options.name or f"{options.space}-{options.dataset}"
+    if os.sep in options.name or options.name in ("", ".", ".."):
+        raise AutohasError(f"--name must be a plain folder name, not {options.name!r}")
+    return options
+
+
+def _validate_resources(options: Options) -> None:
+    gpus, cpus = options.gpus_per_trial, options.cpus_per_trial
+    if not (math.isfinite(gpus) and (gpus == 0 or gpus >= 0.01)) or (gpus > 1 and gpus != int(gpus)):
+        raise AutohasError("--gpus-per-trial must be a fraction in [0.01, 1] or a whole number of GPUs")
+    if cpus is not None and not (math.isfinite(cpus) and cpus >= 0.01):
+        raise AutohasError("--cpus-per-trial must be a number of CPUs, at least 0.01")
+
+
+def _validate_weight_sharing(options: Options) -> None:
+    """Weight-sharing methods: the space each of them searches, a selection each can use, at least one epoch."""
+    methods = weight_sharing_algos(options)
+    if not methods:
+        return
+    from autohas.spaces import get_space
+    from autohas.trainables.weight_sharing import HAS_METHODS, SIZE_METHODS
+
+    space = get_space(options.space)
+    hyper = "has"  # the space of architectures x hyperparameters AutoHAS searches
+    size, topology = [a for a in methods if a in SIZE_METHODS], [a for a in methods if a not in SIZE_METHODS]
+    if space.architecture_space == "nats-sss" and topology:
+        raise AutohasError(f"{', '.join(topology)} search nats-tss or {hyper}; on nats-sss use {', '.join(SIZE_METHODS)}")
+    if space.architecture_space != "nats-sss" and size:
+        raise AutohasError(f"{', '.join(size)} search nats-sss widths, not {options.space}")
+    if space.architecture_space not in ("nats-tss", "nats-sss"):
+        raise AutohasError(f"weight-sharing methods search nats-tss, nats-sss or {hyper}, not {options.space}")
+    if options.warmup_ratio is not None and not (size and 0 <= options.warmup_ratio < 1):
+        raise AutohasError(f"--warmup-ratio is a fraction in [0, 1) of the search epochs of {', '.join(SIZE_METHODS)}")
+    if options.flops_target is not None and not ("tas" in methods and options.flops_target > 0):
+        raise AutohasError("--flops-target is tas' target in MFLOPs, a number above 0")
+    needs_hp = [a for a in methods if a in HAS_METHODS]
+    if needs_hp and options.space != hyper:
+        raise AutohasError(f"{', '.join(needs_hp)} search hyperparameters too: use --space {hyper}")
+    from autohas.trainables.weight_sharing.search import check_method
+
+    for algo in methods:
+        try:
+            check_method(algo, options.select, options.space)
+        except ValueError as exc:
+            raise AutohasError(str(exc)) from None
+    options.search_epochs = 100 if options.search_epochs is None else options.search_epochs
+    if options.search_epochs < 1 or (options.search_batches is not None and options.search_batches < 1):
+        raise AutohasError("--search-epochs and --search-batches must be at least 1")
+    if options.retrain_epochs is not None and options.retrain_epochs < 0:
+        raise AutohasError("--retrain-epochs must be 0 (no re-training) or more")
+
+
+def _load_training_data(options: Options) -> None:
+    """Check --data-dir and decode the dataset once in the driver: bad sources fail here, in one line."""
+    if options.data_dir is not None:
+        if not os.path.exists(options.data_dir):
+            raise AutohasError(f"--data-dir {options.data_dir} does not exist")
+        options.data_dir = os.path.abspath(options.data_dir)
+    from autohas.data import load_splits
+
+    load_splits(options.dataset, data_dir=options.data_dir)  # trials read the cache
+
+
+def _default_time_budget(options: Options, datasets: dict[str, float]) -> None:
+    if options.time_budget is None and options.num_samples is None and searches_black_box(options):
+        options.time_budget = float(datasets.get(options.dataset, datasets["cifar10"]))
+
+
+def _validate_tabular(options: Options) -> None:
+    """A benchmark lookup: a benchmark for the space that has the dataset (and its data, for weight sharing)."""
+    from autohas.bench import DATASETS, default_benchmark_path, open_benchmark
+    from autohas.spaces import get_space
+
+    space = get_space(options.space)
+    if not space.tabular:
+        raise AutohasError(f"{options.space} has no tabular benchmark (its hyperparameters change the numbers): "
+                           "use --evaluate train")
+    options.dataset = options.dataset or "cifar10"
+    if options.dataset not in DATASETS:
+        raise AutohasError(f"unknown dataset {options.dataset!r}; choose from: {', '.join(DATASETS)}")
+    if options.mode is None:
+        options.mode = "simulate" if options.seeds > 1 else "tune"
+    if options.concurrency is None:
+        options.concurrency = 1  # the NATS-Bench protocol
+    if options.benchmark is None:
+        options.benchmark = default_benchmark_path()
+        if not os.path.exists(options.benchmark):
+            raise AutohasError(f"no --benchmark given and {options.benchmark} does not exist")
+    bench = open_benchmark(options.benchmark, space.architecture_space)
+    bench.check_dataset(options.dataset)
+    options.benchmark = os.path.abspath(options.benchmark)
+    _default_time_budget(options, DEFAULT_TIME_BUDGETS[space.architecture_space])
+    if weight_sharing_algos(options):
+        _load_training_data(options)
+
+
+def _validate_training(options: Options) -> None:
+    """Real training: a known dataset, Ray Tune trials, a schedule of at least one epoch."""
+    from autohas.data import TRAIN_DATASETS
+    from autohas.spaces import get_space
+
+    options.dataset = options.dataset or "digits"
+    if options.dataset not in TRAIN_DATASETS:
+        raise AutohasError(f"unknown dataset {options.dataset!r} for --evaluate train; choose from: {', '.join(TRAIN_DATASETS)}")
+    if options.benchmark is not None:
+        raise AutohasError("--benchmark is for --evaluate tabular; --evaluate train trains every candidate")
+    if options.mode == "simulate":
+        raise AutohasError("--mode simulate needs a tabular benchmark; --evaluate train runs Ray Tune trials")
+    options.mode = "tune"
+    options.epochs = 12 if options.epochs is None else options.epochs
+    if options.epochs < 1:
+        raise AutohasError("--epochs must be at least 1")
+    _load_training_data(options)
+    budgets = DEFAULT_TIME_BUDGETS.get(get_space(options.space).architecture_space, DEFAULT_TIME_BUDGETS["nats-tss"])
+    _default_time_budget(options, {**budgets, **TRAIN_TIME_BUDGETS})
