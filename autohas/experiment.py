@@ -8,9 +8,11 @@ results.jsonl, protocol.json. With remote storage the folder is the local copy, 
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 from dataclasses import fields
+from typing import Iterator
 
 from autohas.errors import AutohasError
 from autohas.layout import EXPERIMENT_FILE, PROTOCOL_FILE, RESULTS_FILE
@@ -31,6 +33,8 @@ def check_experiment(options: Options) -> str:
     ours = os.path.exists(saved_path) or os.path.exists(os.path.join(folder, RESULTS_FILE))
     if exists and not ours:
         raise AutohasError(f"{folder} exists and is not an autohas experiment: choose another --storage or --name")
+    if options.resume and not (exists and ours):
+        raise AutohasError(f"nothing to resume at {folder}: no experiment of that --name and --storage (drop --resume to start it)")
     if exists and not options.resume and not options.overwrite:
         raise AutohasError(f"{folder} already holds an experiment: add --resume to continue it, --overwrite to replace it, or choose another --name")
     if exists and options.resume and not options.overwrite and os.path.exists(saved_path):
@@ -41,6 +45,42 @@ def check_experiment(options: Options) -> str:
         algos = list(saved.get("algo", []))
         options.algo = algos + [a for a in options.algo if a not in algos]
     return folder
+
+
+@contextlib.contextmanager
+def driver_lock(options: Options) -> Iterator[None]:
+    """One driver per experiment on this machine: a second one on the same experiment refuses at once
+    (two would interleave records and Tune state). The lock is a file in the machine's temporary
+    folder named after the experiment's (local) folder: the storage is not touched."""
+    import fcntl
+    import hashlib
+    import tempfile
+
+    from autohas.storage import open_storage
+
+    folder = os.path.abspath(open_storage(options.storage).local_dir(options.name))
+    locks = os.path.join(tempfile.gettempdir(), "autohas-locks")
+    os.makedirs(locks, exist_ok=True)
+    path = os.path.join(locks, hashlib.sha256(folder.encode()).hexdigest()[:24] + ".lock")
+    try:
+        handle = open(path, "a+")
+    except OSError as exc:
+        raise AutohasError(f"cannot lock the experiment {folder}: {exc.strerror}") from None
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        handle.seek(0)
+        owner = handle.read().strip() or "another process"
+        handle.close()
+        raise AutohasError(f"another autohas driver ({owner}) is running the experiment {folder}: wait for it, or stop it first") from None
+    handle.seek(0)
+    handle.truncate()
+    handle.write(f"pid {os.getpid()}")
+    handle.flush()
+    try:
+        yield
+    finally:
+        handle.close()  # closing releases the lock
 
 
 def create_experiment(options: Options) -> str:
@@ -143,16 +183,41 @@ def run_specs(options: Options, folder: str) -> list:
     ]
 
 
-def start_ray(address: str | None = None) -> bool:
-    """Connect to the cluster at `address` (or $RAY_ADDRESS), else start a small local Ray,
-    unless this process is already connected; True if we connected."""
+def _probe(address: str, timeout: float) -> None:
+    """Give up on a cluster address nothing answers at within `timeout` seconds (ray.init would
+    retry for minutes): one line. `auto` (this node's own cluster) is left to Ray."""
+    import socket
+    from urllib.parse import urlsplit
+
+    if address == "auto":
+        return
+    parts = urlsplit(address if "://" in address else f"ray://{address}")
+    try:
+        host, port = parts.hostname, parts.port
+    except ValueError:
+        host, port = None, None
+    if not host or port is None:
+        raise AutohasError(f"--address {address} is not HOST:PORT (or auto)")
+    try:
+        socket.create_connection((host, port), timeout=timeout).close()
+    except OSError as exc:
+        reason = "timed out" if isinstance(exc, TimeoutError) else (exc.strerror or str(exc))
+        raise AutohasError(f"cannot connect to the Ray cluster at {address}: {reason} (waited up to {timeout:g} s)") from None
+
+
+def start_ray(address: str | None = None, timeout: float = 30.0) -> bool:
+    """Connect to the cluster at `address` (or $RAY_ADDRESS; nothing answering within `timeout`
+    seconds is one line), else start a small local Ray, unless this process is already connected;
+    True if we connected."""
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
     os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
+    address = address or os.environ.get("RAY_ADDRESS") or None
     import ray
 
     if ray.is_initialized():
         return False
-    address = address or os.environ.get("RAY_ADDRESS") or None
+    if address:
+        _probe(address, timeout)
     try:
         if address:
             ray.init(address=address, log_to_driver=False, logging_level="ERROR")

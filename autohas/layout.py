@@ -2,6 +2,7 @@
 
     <storage>/<name>/experiment.yaml      the options the experiment was started with
                      protocol.json        how its numbers were obtained (for the report)
+                     driver.log           Tune's log: failed trials' tracebacks, retries
                      results.jsonl        one schema record per reported step, all runs
                      <algo>-seed<S>/      one run: Tune's folder, run.json, search-finished,
                                           saliency.npz (SANAS / LeaSE maps, as arrays)
@@ -19,6 +20,7 @@ EXPERIMENT_FILE = "experiment.yaml"
 PROTOCOL_FILE = "protocol.json"
 RESULTS_FILE = "results.jsonl"
 RUN_FILE = "run.json"
+DRIVER_LOG = "driver.log"  # Tune's own log of the experiment (failed trials' tracebacks)
 FINISHED_MARKER = "search-finished"
 WEIGHT_SHARING_DIR = "weight-sharing"
 SALIENCY_DIR = "saliency"
@@ -31,11 +33,40 @@ def run_name(algo: str, seed: int) -> str:
     return f"{algo}-seed{seed}"
 
 
-def mark_finished(run_dir: str | os.PathLike) -> None:
-    """Leave the marker that says a run's search is over (a resumed experiment skips the run)."""
+def mark_finished(run_dir: str | os.PathLike, seal: dict | None = None) -> None:
+    """Leave the marker that says a run's search is over (a resumed experiment skips the run); with
+    `seal` (autohas.records.seal: the run's record count and digest) the marker keeps it, so that a
+    reader can tell a finished run that lost records."""
     folder = os.fspath(run_dir)
     os.makedirs(folder, exist_ok=True)
-    open(os.path.join(folder, FINISHED_MARKER), "a").close()
+    path = os.path.join(folder, FINISHED_MARKER)
+    if seal is None:
+        open(path, "a").close()
+        return
+    temporary = path + ".tmp"
+    with open(temporary, "w") as handle:
+        json.dump(seal, handle)
+    os.replace(temporary, path)
+
+
+def read_seal(run_dir: str | os.PathLike) -> dict | None:
+    """A run's finished marker: None when not finished, {} when finished but not sealed yet."""
+    path = os.path.join(os.fspath(run_dir), FINISHED_MARKER)
+    if not os.path.exists(path):
+        return None
+    try:
+        with open(path) as handle:
+            text = handle.read().strip()
+        return json.loads(text) if text else {}
+    except (OSError, ValueError):
+        return {}
+
+
+def unmark_finished(run_dir: str | os.PathLike) -> None:
+    """Undo `mark_finished`: the run is evaluated again (a repair of lost records)."""
+    path = os.path.join(os.fspath(run_dir), FINISHED_MARKER)
+    if os.path.exists(path):
+        os.remove(path)
 
 
 def is_finished(run_dir: str | os.PathLike) -> bool:

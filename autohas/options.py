@@ -97,6 +97,8 @@ OPTIONS: tuple[Option, ...] = (
     Option("address", saved=False,
            help="the Ray cluster to run on, e.g. 10.0.0.1:6379 (default: $RAY_ADDRESS, which `ray job submit` sets, "
            "else a new local Ray)"),
+    Option("connect_timeout", float, default=30.0, saved=False,
+           help="give up connecting to --address after this many seconds (default 30)"),
     Option("max_failures", int, default=2,
            help="retry a failed trial (a lost node, a crash, out of GPU memory) this many times from its last checkpoint (default 2)"),
     Option("name", help="experiment name (default <space>-<dataset>)"),
@@ -190,7 +192,8 @@ def read_yaml(path: str) -> dict:
     except yaml.YAMLError as exc:
         where = getattr(exc, "problem_mark", None)
         at = f" (line {where.line + 1})" if where else ""
-        raise AutohasError(f"malformed YAML in {path}{at}: {getattr(exc, 'problem', None) or exc}") from None
+        reason = str(getattr(exc, "problem", None) or exc).strip().splitlines()[0]
+        raise AutohasError(f"malformed YAML in {path}{at}: {reason}") from None
     if data is None:
         return {}
     if not isinstance(data, dict):
@@ -229,6 +232,8 @@ def coerce(values: dict[str, Any]) -> dict[str, Any]:
             out[name] = _as_names(value)
             if not out[name]:
                 raise AutohasError(f"{option.flag} is empty")
+            if not isinstance(value, (list, tuple)) and len(out[name]) != len(str(value).split(",")):
+                raise AutohasError(f"{option.flag} has an empty entry: {value!r}")
         elif option.type is str:
             if not isinstance(value, str):
                 raise AutohasError(f"option {name.replace('_', '-')} must be a single value, not {value!r}")

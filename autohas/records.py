@@ -5,8 +5,10 @@ the searchers' limits and the report all count the same way through here.
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import os
+from dataclasses import dataclass, field
 from typing import Callable, Iterator
 
 from autohas.schema import to_record
@@ -31,6 +33,7 @@ class RunLedger:
         self.best_signal: float | None = None
         self.best_arch: str | None = None
         self.best_test_acc: float | None = None
+        self.count = 0  # records so far: the next one's seq
 
     @property
     def clock(self) -> float:
@@ -46,7 +49,8 @@ class RunLedger:
             signal = float(result["valid_acc"])
             if self.best_signal is None or signal > self.best_signal:
                 self.best_signal, self.best_arch, self.best_test_acc = signal, result["arch"], result.get("test_acc")
-        return to_record(result, self.clock, self.best_arch, self.best_test_acc)
+        self.count += 1
+        return to_record(result, self.clock, self.best_arch, self.best_test_acc, seq=self.count - 1)
 
 
 def value_at_budget(times: list[float], values: list[float], budget: float) -> float:
@@ -97,3 +101,92 @@ def prune_records(path: str, drop: Callable[[dict], bool]) -> int:
             handle.writelines(json.dumps(r) + "\n" for r in keep)
         os.replace(temporary, path)
     return len(records) - len(keep)
+
+
+def digest(records: list[dict]) -> str:
+    """sha256 of a run's records as results.jsonl holds them (one JSON line each, in order)."""
+    text = "".join(json.dumps(r) + "\n" for r in records)
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def seal(records: list[dict]) -> dict:
+    """What a finished run's marker keeps: its record count and their digest."""
+    return {"records": len(records), "sha256": digest(records)}
+
+
+@dataclass
+class Scan:
+    """What a results.jsonl holds: its records by run (with their line numbers), its undecodable lines,
+    and whether its last line is torn (a write cut short: no newline, not JSON)."""
+
+    path: str
+    runs: dict[tuple[str, int], list[tuple[int, dict]]] = field(default_factory=dict)
+    bad_lines: list[int] = field(default_factory=list)
+    torn_last: bool = False
+
+    def damage(self, seals: dict[tuple[str, int], dict | None]) -> list[tuple[tuple[str, int] | None, str]]:
+        """(run or None, one line naming the file and line) per damage: an undecodable line (a torn last
+        line excepted: its run is then unfinished, or short of its seal), a gap in a run's record
+        numbers, a finished run whose records differ from its seal (`seals`: run -> marker)."""
+        name = os.path.basename(self.path)
+        found: list[tuple[tuple[str, int] | None, str]] = [
+            (None, f"{name} line {n}: not a JSON record (what it held is lost)") for n in self.bad_lines]
+        for run, rows in self.runs.items():
+            algo, seed = run
+            if all(r.get("seq") is not None for _, r in rows):
+                for expected, (line, record) in enumerate(rows):
+                    if record["seq"] != expected:
+                        found.append((run, f"{name} line {line}: {algo} seed {seed} lacks its record {expected} "
+                                           f"(the line holds record {record['seq']})"))
+                        break
+        for run, marker in seals.items():
+            if not marker or marker.get("records") is None:
+                continue
+            rows = self.runs.get(run, [])
+            records = [r for _, r in rows]
+            if len(records) != marker["records"] or digest(records) != marker.get("sha256"):
+                where = f"line {rows[-1][0]}" if rows else "(no line)"
+                differ = "" if len(records) != marker["records"] else " that differ from them"
+                found.append((run, f"{name} {where}: {run[0]} seed {run[1]} finished with {marker['records']} records, "
+                                   f"the file holds {len(records)}{differ}"))
+        return found
+
+
+def scan(path: str) -> Scan:
+    """Read results.jsonl, keeping line numbers and every undecodable line."""
+    result = Scan(path)
+    if not os.path.exists(path):
+        return result
+    with open(path, "rb") as handle:
+        data = handle.read()
+    lines = data.split(b"\n")
+    ends_cleanly = data.endswith(b"\n") or not data
+    if ends_cleanly:
+        lines = lines[:-1]
+    for number, raw in enumerate(lines, start=1):
+        if not raw.strip():
+            continue
+        try:
+            record = json.loads(raw)
+            if not isinstance(record, dict):
+                raise ValueError
+        except ValueError:
+            if number == len(lines) and not ends_cleanly:
+                result.torn_last = True
+            else:
+                result.bad_lines.append(number)
+            continue
+        result.runs.setdefault((record.get("algo"), record.get("seed")), []).append((number, record))
+    return result
+
+
+def rewrite(path: str, keep: Callable[[dict], bool]) -> None:
+    """Rewrite results.jsonl (atomically) with only its decodable records that `keep` selects, and
+    complete lines: the repair of a torn last line or garbage, before new records are appended."""
+    found = scan(path)
+    rows = sorted(((line, record) for records in found.runs.values() for line, record in records), key=lambda row: row[0])
+    kept = [record for _, record in rows if keep(record)]
+    temporary = path + ".tmp"
+    with open(temporary, "w") as handle:
+        handle.writelines(json.dumps(r) + "\n" for r in kept)
+    os.replace(temporary, path)

@@ -30,7 +30,7 @@ from autohas import layout
 from autohas.bench.base import DATASETS
 from autohas.errors import AutohasError
 from autohas.layout import PROTOCOL_FILE, RESULTS_FILE, SALIENCY_DIR
-from autohas.records import read_records, value_at_budget
+from autohas.records import read_records, scan, value_at_budget
 
 GRID_POINTS = 200
 
@@ -88,6 +88,7 @@ def load(folders: Sequence[str]) -> list[Group]:
         if os.path.exists(os.path.join(folder, PROTOCOL_FILE)):
             with open(os.path.join(folder, PROTOCOL_FILE)) as handle:
                 protocol = json.load(handle)
+        _refuse_damage(folder, path)
         runs: dict[tuple, Run] = {}
         for record in read_records(path):
             key = (record["space"], record["dataset"], record["algo"], record["seed"])
@@ -105,6 +106,24 @@ def load(folders: Sequence[str]) -> list[Group]:
     if not groups:
         raise AutohasError("no results found in " + ", ".join(folders))
     return list(groups.values())
+
+
+def _refuse_damage(folder: str, path: str) -> None:
+    """A damaged experiment (a lost or garbled record, a finished run short of its seal) is not
+    reported as if complete: one line naming the file and line, and how to repair it."""
+    found = scan(path)
+    seals = {}
+    for entry in sorted(os.listdir(folder)):
+        marker = layout.read_seal(os.path.join(folder, entry))
+        if marker and "-seed" in entry:
+            algo, _, seed = entry.rpartition("-seed")
+            if seed.isdigit():
+                seals[(algo, int(seed))] = marker
+    damage = [line for _, line in found.damage(seals)]
+    if damage:
+        more = f" (and {len(damage) - 1} more)" if len(damage) > 1 else ""
+        raise AutohasError(f"{os.path.basename(os.path.normpath(folder))}: {damage[0]}{more}: the report would present "
+                           "damaged runs as complete; rerun the experiment's command with --resume to repair it")
 
 
 def _mean_std(values: list[float]) -> str:

@@ -15,7 +15,7 @@ from typing import Callable
 from autohas import layout, storage
 from autohas.errors import AutohasError
 from autohas.layout import RESULTS_FILE, WEIGHT_SHARING_DIR
-from autohas.records import prune_records, read_records
+from autohas.records import prune_records, read_records, rewrite, scan, seal
 from autohas.results import ResultWriter, SettledBudgetStopper
 from autohas.schema import METRIC, MODE
 from autohas.state_snapshots import StateSnapshot, restore_snapshot
@@ -89,8 +89,11 @@ class RunSpec:
         """Whether the run's search is over (its marker is in the run folder)."""
         return layout.is_finished(self.run_dir)
 
-    def mark_finished(self) -> None:
-        layout.mark_finished(self.run_dir)
+    def mark_finished(self, records: list[dict] | None = None) -> None:
+        """Mark the run finished, sealed with its records (those in results.jsonl unless given)."""
+        if records is None:
+            records = records_by_run(self.results_path).get((self.algo, self.seed), [])
+        layout.mark_finished(self.run_dir, seal(records))
 
     def record_run(self, mode: str, wall_seconds: float) -> None:
         layout.record_run(self.run_dir, self.algo, self.seed, mode, wall_seconds)
@@ -337,6 +340,8 @@ def tuner_for(folder: str, results_path: str, runs: list[tuple[str, int]], train
 def execute(spec: RunSpec, resume: bool = False) -> RunOutcome:
     """Run (or, with `resume`, continue) one run as a Ray Tune experiment."""
     if resume and spec.finished:
+        if layout.read_seal(spec.run_dir) == {}:  # marked by the searcher, not sealed before an interruption
+            spec.mark_finished()
         return summarise(spec)
     resources = trial_resources(spec)
     os.makedirs(spec.run_dir, exist_ok=True)
@@ -345,8 +350,44 @@ def execute(spec: RunSpec, resume: bool = False) -> RunOutcome:
                       lambda: _new_tuner(spec, resources), resume)
     errors = tuner.fit().errors
     spec.record_run(mode="tune", wall_seconds=time.perf_counter() - start)
+    if spec.finished:
+        spec.mark_finished()  # sealed with its records
     first = str(errors[0]).strip().splitlines()[-1] if errors else None
     return summarise(spec, errored=len(errors), error=first)
+
+
+def repair(specs: list[RunSpec]) -> list[str]:
+    """Before a resumed experiment goes on: complete results.jsonl (a torn last line or a garbage line
+    is dropped, so that new records never join it) and make every damaged black-box run (a record
+    number missing, or fewer records than its seal) unfinished and empty, with its Tune state gone, so
+    that it is evaluated again (tabular runs are deterministic: the same records come back). One line
+    per repair, to print."""
+    if not specs:
+        return []
+    path = specs[0].results_path
+    found = scan(path)
+    seals = {(s.algo, s.seed): layout.read_seal(s.run_dir) for s in specs}
+    notes = [f"repaired: {line}" for _, line in found.damage(seals)]
+    if found.torn_last:
+        notes.append(f"repaired: the last line of {os.path.basename(path)} was cut short (an interrupted write): dropped")
+    damaged = {run for run, _ in found.damage(seals) if run is not None}
+    by_run = {(s.algo, s.seed): s for s in specs}
+    reset = set()
+    for run in sorted(damaged):
+        spec = by_run.get(run)
+        if spec is None or spec.weight_sharing:
+            notes.append(f"cannot repair {run[0]} seed {run[1]} in this command: start a new --name for it")
+            continue
+        layout.unmark_finished(spec.run_dir)
+        if spec.storage_uri is None and os.path.isdir(spec.tune_run_dir):
+            import shutil
+
+            shutil.rmtree(spec.tune_run_dir)  # its Tune state knew the lost trials: it starts again
+        reset.add(run)
+        notes.append(f"repaired: {run[0]} seed {run[1]} is evaluated again")
+    if found.torn_last or found.bad_lines or reset:
+        rewrite(path, lambda r: (r.get("algo"), r.get("seed")) not in reset)
+    return notes
 
 
 def summarise(spec: RunSpec, errored: int = 0, records: list[dict] | None = None, error: str | None = None) -> RunOutcome:
@@ -485,6 +526,6 @@ def execute_weight_sharing(specs: list[RunSpec], resume: bool = False) -> list[R
         error = errors.get((spec.algo, spec.seed))
         done = records_by_run(spec.results_path).get((spec.algo, spec.seed), [])
         if error is None and done and int(done[-1]["epoch"]) >= spec.search_epochs + retrain_epochs_for(spec.algo, spec.retrain_epochs, bool(spec.benchmark)):
-            spec.mark_finished()
+            spec.mark_finished(done)
         outcomes.append(summarise(spec, errored=int(error is not None), error=error))
     return outcomes

@@ -23,7 +23,7 @@ PROGRESS = ("epoch", "budget")
 METRICS = ("valid_acc", "test_acc")
 COST = ("trial_sim_seconds", "wall_seconds", "params", "flops")
 TRIAL_KEYS = IDENTITY + CANDIDATE + PROGRESS + METRICS + COST
-RUN_KEYS = ("sim_seconds", "best_arch", "best_test_acc")
+RUN_KEYS = ("sim_seconds", "best_arch", "best_test_acc", "seq")  # seq: the record's number in its run, 0, 1, ...
 RECORD_KEYS = TRIAL_KEYS + RUN_KEYS
 
 
@@ -63,13 +63,15 @@ def epoch_result(setup: Any, trial_id: str, arch: str, arch_index: int | None, e
     )
 
 
-def to_record(result: dict, sim_seconds: float, best_arch: str | None, best_test_acc: float | None) -> dict:
-    """A trainable's result completed with the run-level keys, in schema order."""
+def to_record(result: dict, sim_seconds: float, best_arch: str | None, best_test_acc: float | None, seq: int | None = None) -> dict:
+    """A trainable's result completed with the run-level keys, in schema order (`seq`: its number in
+    the run, which lets a reader tell a lost record)."""
     record = {k: _plain(result.get(k)) for k in TRIAL_KEYS}
     record["hparams"] = {k: _plain(v) for k, v in dict(result.get("hparams") or {}).items()}
     record["sim_seconds"] = float(sim_seconds)
     record["best_arch"] = best_arch
     record["best_test_acc"] = _plain(best_test_acc)
+    record["seq"] = seq
     return record
 
 

@@ -197,6 +197,6 @@ def simulate_experiment(specs: list[RunSpec], resume: bool = False) -> list[RunO
         with open(spec.results_path, "a") as handle:
             handle.writelines(json.dumps(r) + "\n" for r in records)
         spec.record_run(mode="simulate", wall_seconds=wall)
-        spec.mark_finished()
+        spec.mark_finished(records)
     runs = records_by_run(specs[0].results_path) if specs else {}
     return [summarise(spec, records=runs.get((spec.algo, spec.seed), [])) for spec in specs]

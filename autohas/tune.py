@@ -7,12 +7,14 @@ is made; an interrupted experiment ends with exit 130 and continues with `--resu
 """
 from __future__ import annotations
 
+import contextlib
 import os
+import signal
 import sys
 from typing import Sequence
 
 from autohas.errors import AutohasError
-from autohas.layout import RESULTS_FILE
+from autohas.layout import DRIVER_LOG, RESULTS_FILE
 from autohas.options import Options, build_parser
 from autohas.validate import DEFAULT_TIME_BUDGETS, parse_options, validate
 
@@ -41,24 +43,37 @@ def _print_outcomes(outcomes: list) -> None:
 
 
 def run(options: Options) -> int:
-    """Run every (algorithm, seed) of the experiment; the process exit code."""
+    """Run every (algorithm, seed) of the experiment; the process exit code. One driver at a time."""
+    from autohas.experiment import driver_lock
+
+    with driver_lock(options):
+        return _run(options)
+
+
+def _run(options: Options) -> int:
     from autohas.experiment import check_experiment, create_experiment, run_specs, start_ray
     from autohas.storage import open_storage
 
     store = open_storage(options.storage)
     local = check_experiment(options)  # refused before Ray starts
     from autohas.report import write_report
-    from autohas.runner import execute, execute_weight_sharing, trial_resources
+    from autohas.runner import execute, execute_weight_sharing, repair, trial_resources
     from autohas.simulate import simulate_experiment
 
-    started = start_ray(options.address)
+    started = start_ray(options.address, options.connect_timeout)
+    _interrupt_on_sigterm()  # ray.init installs its own handler, which aborts the driver
     status = 0
     folder = None
+    stack = contextlib.ExitStack()
     try:
         # resources the cluster cannot give fail now, before the experiment folder exists
         trial_resources(run_specs(options, local)[0])
         folder = create_experiment(options)
         specs = run_specs(options, folder)
+        if options.resume:
+            for note in repair(specs):
+                print(note, file=sys.stderr)
+        stack.enter_context(_tune_log_in(folder))
         searches = [s for s in specs if s.weight_sharing]
         specs_bb = [s for s in specs if not s.weight_sharing]
         outcomes = []
@@ -76,12 +91,14 @@ def run(options: Options) -> int:
         _print_outcomes(outcomes)
         for o in outcomes:
             if o.errored:
-                print(f"warning: {o.errored} trial(s) of {o.algo} seed {o.seed} failed: {o.error}", file=sys.stderr)
+                print(f"warning: {o.errored} trial(s) of {o.algo} seed {o.seed} failed: {o.error} "
+                      f"(details: {DRIVER_LOG} in the experiment)", file=sys.stderr)
                 status = 1
         if status == 0 and (len(outcomes) < len(specs) or not all(o.finished for o in outcomes)):
             print(f"interrupted: continue with the same command plus --resume ({store.describe(options.name)})", file=sys.stderr)
             return 130
     finally:
+        stack.close()
         if folder is not None:  # what was done is in the storage, also after an interruption
             store.push(options.name)
         if started:
@@ -100,7 +117,66 @@ def run(options: Options) -> int:
     return status
 
 
+@contextlib.contextmanager
+def _tune_log_in(folder: str):
+    """Tune's own log (a failed trial's traceback, retries) goes to <experiment>/driver.log, not the
+    terminal: the run reports each failed run in one line, the details stay at hand."""
+    import logging
+
+    class AppendEach(logging.FileHandler):  # the file is open only while a line is written
+        def emit(self, record):
+            super().emit(record)
+            self.close()
+
+        def handleError(self, record):  # a log that cannot be written (storage full) is not worth a traceback
+            pass
+
+    logger = logging.getLogger("ray.tune")
+    handler = AppendEach(os.path.join(folder, DRIVER_LOG), delay=True)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    propagate = logger.propagate
+    logger.addHandler(handler)
+    logger.propagate = False
+    try:
+        yield
+    finally:
+        logger.removeHandler(handler)
+        logger.propagate = propagate
+        handler.close()
+
+
+def _os_error_in(exc: BaseException) -> OSError | None:
+    """The OSError that `exc` is, or was raised from (Tune re-raises a callback's error as its own)."""
+    seen = set()
+    while exc is not None and id(exc) not in seen:
+        if isinstance(exc, OSError):
+            return exc
+        seen.add(id(exc))
+        exc = exc.__cause__ or exc.__context__
+    return None
+
+
+def _storage_fault(exc: OSError) -> str:
+    """One line for a storage that fails mid-run (read-only, full): what was recorded is intact."""
+    where = f" {exc.filename}" if getattr(exc, "filename", None) else ""
+    return (f"autohas.tune: error: cannot write{where}: {exc.strerror or exc}; what was recorded is intact: "
+            "fix the storage, then rerun the same command with --resume")
+
+
+def _interrupt_on_sigterm() -> object:
+    """SIGTERM (a scheduler, `kill`, a container stop) stops the run as Ctrl-C does: Tune saves its
+    state and the experiment resumes. The previous handler, to put back."""
+    def as_sigint(signum, frame):
+        signal.raise_signal(signal.SIGINT)
+
+    try:
+        return signal.signal(signal.SIGTERM, as_sigint)
+    except ValueError:  # not the main thread: leave signals alone
+        return None
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    previous = _interrupt_on_sigterm()
     try:
         return run(parse_options(sys.argv[1:] if argv is None else argv))
     except AutohasError as exc:
@@ -109,6 +185,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted: continue with the same command plus --resume", file=sys.stderr)
         return 130
+    except Exception as exc:  # a storage fault, however Tune wrapped it
+        fault = _os_error_in(exc)
+        if fault is None:
+            raise
+        print(_storage_fault(fault), file=sys.stderr)
+        return 1
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
 
 
 if __name__ == "__main__":

@@ -100,11 +100,16 @@ def validate(options: Options) -> Options:
         raise AutohasError(f"--mode must be one of {', '.join(MODES)}, not {options.mode!r}")
     if options.max_failures < 0:
         raise AutohasError("--max-failures must be 0 (no retries) or more")
+    if options.resume and options.overwrite:
+        raise AutohasError("--resume continues an experiment and --overwrite deletes it: give one of them")
+    if not (math.isfinite(options.connect_timeout) and options.connect_timeout > 0):
+        raise AutohasError("--connect-timeout must be a positive number of seconds")
     from autohas.storage import open_storage
 
     options.storage = open_storage(options.storage).location  # a folder made absolute, or the URI
-    options.name = options.name or f"{options.space}-{options.dataset}"
-    if os.sep in options.name or options.name in ("", ".", ".."):
+    if options.name is None:
+        options.name = f"{options.space}-{options.dataset}"
+    if os.sep in options.name or options.name.strip() != options.name or options.name in ("", ".", ".."):
         raise AutohasError(f"--name must be a plain folder name, not {options.name!r}")
     return options
 
@@ -193,7 +198,14 @@ def _validate_tabular(options: Options) -> None:
             raise AutohasError(f"no --benchmark given and {options.benchmark} does not exist")
     bench = open_benchmark(options.benchmark, space.architecture_space)
     bench.check_dataset(options.dataset)
+    bench.check_complete()
     options.benchmark = os.path.abspath(options.benchmark)
+    total = bench.total_cost(options.dataset, bench.default_budget)
+    if options.time_budget is not None and options.num_samples is None and total is not None and options.time_budget > total:
+        raise AutohasError(
+            f"--time-budget {options.time_budget:g} s is more than evaluating all {space.size:,} architectures once costs "
+            f"on {options.dataset} ({total:,.0f} s): it would never run out; give at most {total:.0f}"
+        )
     _default_time_budget(options, DEFAULT_TIME_BUDGETS[space.architecture_space])
     if weight_sharing_algos(options):
         _load_training_data(options)

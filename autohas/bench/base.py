@@ -68,6 +68,23 @@ class Benchmark(ABC):
             )
         return epochs
 
+    @abstractmethod
+    def architectures_present(self) -> int:
+        """How many of the space's architectures the benchmark has a record of."""
+
+    def check_complete(self) -> None:
+        """A benchmark lacking architectures of its space is refused up front (else the first search
+        that asks for a missing one fails mid-experiment), with the count of what is there."""
+        present, size = self.architectures_present(), self.space.size
+        if present < size:
+            raise AutohasError(f"{self.source} holds {present:,} of the {size:,} {self.space.name} architectures: "
+                               "a search would ask for missing ones; give a complete benchmark")
+
+    def total_cost(self, dataset: str, epoch: int) -> float | None:
+        """Simulated seconds of evaluating every architecture once at `epoch` (None: unknown without
+        reading every record): a time budget above it could never run out."""
+        return None
+
     def check_dataset(self, dataset: str) -> None:
         if dataset not in self.datasets:
             raise AutohasError(f"dataset {dataset!r} is not in {self.source}; it has: {', '.join(self.datasets)}")

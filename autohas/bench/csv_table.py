@@ -80,6 +80,13 @@ class CsvTableBenchmark(Benchmark):
     def fidelities(self) -> tuple[int, ...]:
         return FIDELITIES
 
+    def architectures_present(self) -> int:
+        return int(self._present.sum())
+
+    def total_cost(self, dataset: str, epoch: int) -> float | None:
+        self.check_dataset(dataset)
+        return float(np.nansum(self._columns[(dataset, "time12")]) * epoch / 12)
+
     def _row(self, arch: str) -> int:
         index = self.space.arch_to_index(arch)
         if not self._present[index]:

@@ -25,6 +25,17 @@ SEARCH_HP = "12"
 REPORT_HP = {"nats-tss": "200", "nats-sss": "90"}
 
 
+def _check_readable(path: str) -> None:
+    """A corrupt (or not bz2) record is one clear line, not a decompression traceback in a trial."""
+    import bz2
+
+    try:
+        with bz2.open(path, "rb") as handle:
+            handle.read(256)
+    except (OSError, EOFError, ValueError) as exc:
+        raise AutohasError(f"cannot read benchmark file {path}: {exc}") from None
+
+
 class NatsOfficialBenchmark(Benchmark):
     def __init__(self, folder: str, space: Space):
         self.folder = os.path.abspath(folder)
@@ -36,8 +47,14 @@ class NatsOfficialBenchmark(Benchmark):
             f"cifar10 via cifar10-valid); reported: test accuracy after hp {self.report_hp}, seed mean"
         )
         self.datasets = DATASETS
-        if not os.path.isfile(os.path.join(self.folder, "meta.pickle.pbz2")):
+        meta = os.path.join(self.folder, "meta.pickle.pbz2")
+        if not os.path.isfile(meta):
             raise AutohasError(f"{self.folder} has no meta.pickle.pbz2: not an official NATS-Bench folder")
+        _check_readable(meta)
+
+    def architectures_present(self) -> int:
+        names = set(os.listdir(self.folder))
+        return sum(f"{i:06d}.pickle.pbz2" in names for i in range(self.space.size))
 
     @cached_property
     def api(self):
@@ -52,9 +69,17 @@ class NatsOfficialBenchmark(Benchmark):
 
     def _index(self, arch: str) -> int:
         index = self.space.arch_to_index(arch)
-        if not os.path.isfile(os.path.join(self.folder, f"{index:06d}.pickle.pbz2")):
+        record = os.path.join(self.folder, f"{index:06d}.pickle.pbz2")
+        if not os.path.isfile(record):
             raise AutohasError(f"architecture {index} ({arch}) has no record in {self.folder}")
+        if index not in self._checked:
+            _check_readable(record)
+            self._checked.add(index)
         return index
+
+    @cached_property
+    def _checked(self) -> set[int]:
+        return set()
 
     def _seed(self, index: int, name: str, hp: str, seed: int | None) -> int | bool:
         """The official API's `is_random`: False averages the seeds, an int names one run."""
