@@ -113,7 +113,8 @@ def test_killed_experiment_in_object_storage_resumes_without_a_local_copy(s3, tm
     results = next(copy.rglob("e/results.jsonl"))
     assert results.read_text() == _read(fs, "bucket/autohas/e/results.jsonl")
     assert "random" in _read(fs, "bucket/autohas/e/report/report.md")
-    assert fs.get_file_info("bucket/autohas/e/random-seed0/search-finished").size == 0
+    seal = json.loads(_read(fs, "bucket/autohas/e/random-seed0/search-finished"))  # the marker, sealed (issue 18)
+    assert seal["records"] == len(results.read_text().splitlines())
     # the query (endpoint, possibly credentials) is printed nowhere and recorded nowhere
     assert "results: s3://bucket/autohas/e/results.jsonl\n" in done.stdout
     assert "endpoint_override" not in _read(fs, "bucket/autohas/e/experiment.yaml")
