@@ -46,13 +46,19 @@ def tune_command(table: str, storage: Path, name: str) -> list[str]:
             "--storage", str(storage), "--name", name]
 
 
+def start_until(command: list[str], path: Path, log, count: int = 12) -> subprocess.Popen:
+    """Start the CLI with `command` and return once `count` records are in `path` (or it ended)."""
+    proc = subprocess.Popen([PY, "-m", "autohas.tune", *command], cwd=ROOT, stdout=log, stderr=log)
+    while proc.poll() is None and len(records(path)) < count:
+        time.sleep(0.1)
+    return proc
+
+
 def interrupt(table: str, work: Path, stop, reference: list[dict]) -> tuple[int, bool]:
     command = tune_command(table, work, "cut")
     path = work / "cut" / "results.jsonl"
     with open(work / "log", "w") as log:
-        proc = subprocess.Popen([PY, "-m", "autohas.tune", *command], cwd=ROOT, stdout=log, stderr=log)
-        while proc.poll() is None and len(records(path)) < 12:
-            time.sleep(0.1)
+        proc = start_until(command, path, log)
         stop(proc)
         proc.wait(timeout=300)
     cli(*command, "--resume")
@@ -69,9 +75,7 @@ def storage_fault(table: str, work: Path, fault: str, reference: list[dict]) -> 
         command = tune_command(table, mount, "f")
         path = mount / "f" / "results.jsonl"
         with open(work / "log", "w") as log:
-            proc = subprocess.Popen([PY, "-m", "autohas.tune", *command], cwd=ROOT, stdout=log, stderr=log)
-            while proc.poll() is None and len(records(path)) < 12:
-                time.sleep(0.1)
+            proc = start_until(command, path, log)
             if fault == "read-only":
                 while proc.poll() is None and subprocess.run(["mount", "-o", "remount,ro", str(mount)], capture_output=True).returncode:
                     time.sleep(0.02)
