@@ -7,6 +7,10 @@ The public names, imported on first use (so that `import autohas` costs neither 
     searcher = create_searcher("rea", space, seed=0)     # a ray.tune Searcher over the space
     options = parse_options(["--algo", "rea", "--space", "nats-tss", "--benchmark", "table.csv"])
     run(options)                                         # what `python -m autohas.tune` does
+
+In a Tune script of your own (README, "Python"): `searcher(algo, space)` (a Tune Searcher that follows
+TuneConfig's metric and mode), `tabular_trainable(benchmark, dataset)`, `param_space(space)`, and
+`load_records(experiment_folder)` (results.jsonl as a pandas DataFrame, both modes).
 """
 
 from __future__ import annotations
@@ -42,6 +46,11 @@ _EXPORTS = {
     "run": ("autohas.tune", "run"),
     "RunSpec": ("autohas.runner", "RunSpec"),
     "write_report": ("autohas.report", "write_report"),
+    # for a user's own Tune script (README, "Python")
+    "searcher": ("autohas.api", "searcher"),
+    "param_space": ("autohas.api", "param_space"),
+    "tabular_trainable": ("autohas.trainables.tabular", "trainable_for"),
+    "load_records": ("autohas.api", "load_records"),
 }
 __all__ = sorted(_EXPORTS)
 

@@ -12,12 +12,15 @@ import contextlib
 import json
 import os
 from dataclasses import fields
-from typing import Iterator
+from typing import TYPE_CHECKING, Iterator
 
 from autohas.errors import AutohasError
 from autohas.layout import EXPERIMENT_FILE, PROTOCOL_FILE, RESULTS_FILE
 from autohas.options import Options, declared, fixed_on_resume, method_options, read_yaml, saved_options
 from autohas.validate import searches_black_box, weight_sharing_algos
+
+if TYPE_CHECKING:
+    from autohas.bench import Benchmark
 
 
 def check_experiment(options: Options) -> str:
@@ -137,6 +140,13 @@ def write_protocol(folder: str, options: Options) -> None:
 
         bench = open_benchmark(options.benchmark, get_space(options.space).architecture_space)
         protocol.update(benchmark=bench.source, signal=bench.signal, clock="simulated", seed_mode=options.seed_mode)
+        protocol["optimum"] = optimum_of(bench, options.dataset)
+    from autohas import searchers
+    from autohas.validate import evaluation_fidelities
+
+    black_box = [a for a in options.algo if a not in weight_sharing_algos(options)]
+    protocol["searchers"] = {algo: searchers.describe(algo) for algo in black_box}
+    protocol["scheduler"] = searchers.describe_scheduler(options.scheduler, evaluation_fidelities(options)) if options.scheduler else None
     methods = weight_sharing_algos(options)
     if methods:
         from autohas.trainables.weight_sharing.search import describe_searches
@@ -158,6 +168,27 @@ def write_protocol(folder: str, options: Options) -> None:
             )
     with open(os.path.join(folder, PROTOCOL_FILE), "w") as handle:
         json.dump(protocol, handle, indent=1)
+
+
+def optimum_of(bench: Benchmark, dataset: str) -> dict | None:
+    """The best reported accuracy of any architecture on `dataset`, with its index and string (the
+    report's optimum line and regret), where that is cheap: a CSV table holds every architecture in
+    memory (about 0.2 s for 15,625); the official files would need every record read (minutes), so
+    there it stays unknown (None)."""
+    from autohas.bench.csv_table import CsvTableBenchmark
+
+    if not isinstance(bench, CsvTableBenchmark) or dataset not in bench.datasets:
+        return None
+    best = None
+    for index in range(bench.space.size):
+        arch = bench.space.index_to_arch(index)
+        try:
+            value = bench.test_acc(arch, dataset)
+        except AutohasError:  # no row for it
+            continue
+        if value == value and (best is None or value > best["test_acc"]):  # the first of equals
+            best = {"test_acc": value, "index": index, "arch": arch}
+    return best
 
 
 def run_specs(options: Options, folder: str) -> list:

@@ -47,9 +47,10 @@ class Option:
 
 OPTIONS: tuple[Option, ...] = (
     Option("algo", list, help="searchers and/or weight-sharing methods, comma-separated: {algorithms}, {methods}"),
-    Option("space", help="search space: {spaces}", fixed_on_resume=True),
+    Option("space", help="search space: {spaces}; tss and sss are accepted for nats-tss and nats-sss", fixed_on_resume=True),
     Option("dataset", help="tabular: cifar10 | cifar100 | ImageNet16-120 (default cifar10); train: those, fashion-mnist, "
-           "digits or imagefolder (default digits)", fixed_on_resume=True),
+           "digits or imagefolder (default digits). cifar10's search signal comes from the cifar10-valid split "
+           "(train 25k / valid 25k): cifar10-valid names it too", fixed_on_resume=True),
     Option("benchmark", help="a NATS-Bench CSV table, an official '-simple' folder, or a folder holding one "
            "(default: $AUTOHAS_BENCHMARK, else $TORCH_HOME, else ~/.torch)", fixed_on_resume=True),
     Option("evaluate", choices=("tabular", "train"), fixed_on_resume=True,
@@ -86,6 +87,10 @@ OPTIONS: tuple[Option, ...] = (
     Option("seeds", int, default=1, help="number of seeds: runs seeds S..S+K-1 (default 1)"),
     Option("concurrency", int, fixed_on_resume=True,
            help="trials at once per run (default 1; train: as many as the resources fit)"),
+    Option("scheduler", choices=("asha", "hyperband"), fixed_on_resume=True,
+           help="Ray Tune's trial scheduler for the black-box searchers but bohb: asha (ASHAScheduler) stops, hyperband "
+           "(HyperBandScheduler) pauses and stops trials at lower epochs; needs several fidelities (the official "
+           "NATS-Bench files, or --evaluate train); default none (every trial runs its whole budget)"),
     Option("seed_mode", default="sample", choices=("sample", "mean"), fixed_on_resume=True,
            help="benchmark runs: one per evaluation (default) or their mean"),
     Option("mode", choices=("simulate", "tune"),
@@ -105,6 +110,8 @@ OPTIONS: tuple[Option, ...] = (
     Option("config", cli_only=True, help="YAML file with any of these options (the command line wins)"),
     Option("resume", bool, default=False, saved=False, help="continue an interrupted experiment"),
     Option("overwrite", bool, default=False, saved=False, help="delete an existing experiment of this name first"),
+    Option("quiet", bool, default=False, saved=False,
+           help="no progress lines on stderr while the experiment runs (by default one at least every 10 s, at most one a second)"),
 )
 
 

@@ -52,6 +52,7 @@ class RunSpec:
     method_options: dict = field(default_factory=dict)  # weight sharing: the options the methods' Settings read (e.g. flops_target)
     storage_uri: str | None = None  # remote storage (s3://...) holding the experiment; None: experiment_dir itself
     max_failures: int = 0  # times Tune retries a failed trial from its last checkpoint
+    scheduler: str | None = None  # Tune's trial scheduler of a black-box run (asha, hyperband); None: FIFO (bohb: its own)
 
     @property
     def tune_experiment(self) -> str:
@@ -148,7 +149,7 @@ def tabular_setup(spec: RunSpec):
         seed=spec.seed,
         algo=spec.algo,
         seed_mode=spec.seed_mode,
-        evaluations=searchers.evaluation_ends(spec.algo, bench.epochs_up_to(budget)),
+        evaluations=searchers.evaluation_ends(spec.algo, bench.epochs_up_to(budget), spec.scheduler),
     )
 
 
@@ -165,8 +166,8 @@ def build_searcher(spec: RunSpec, mark_finished: bool = True, concurrency: int |
         searchers.create(spec.algo, get_space(spec.space), spec.seed),
         time_budget=spec.time_budget,
         max_trials=spec.num_samples,
-        max_concurrent=None if searchers.pauses_trials(spec.algo) else (concurrency or spec.concurrency or 1),
-        settle_past_budget=searchers.pauses_trials(spec.algo),
+        max_concurrent=None if searchers.pauses_trials(spec.algo, spec.scheduler) else (concurrency or spec.concurrency or 1),
+        settle_past_budget=searchers.settles_past_budget(spec.algo),
         on_finished=spec.marker_callback if mark_finished else None,
     )
 
@@ -200,9 +201,9 @@ def evaluation_epochs(spec: RunSpec) -> list[int]:
 
 
 def build_scheduler(spec: RunSpec):
-    """The algorithm's trial scheduler (HyperBandForBOHB for bohb), or None for FIFO."""
+    """The run's trial scheduler (--scheduler's, or HyperBandForBOHB for bohb), or None for FIFO."""
     from autohas import searchers
-    return searchers.scheduler_for(spec.algo, evaluation_epochs(spec))
+    return searchers.scheduler_for(spec.algo, evaluation_epochs(spec), spec.scheduler)
 
 
 def trial_resources(spec: RunSpec) -> dict:
@@ -230,8 +231,8 @@ def trial_resources(spec: RunSpec) -> dict:
         if spec.cpus_per_trial > per_node_cpu:
             raise AutohasError(f"--cpus-per-trial {spec.cpus_per_trial:g} but no node has more than {per_node_cpu:g} CPU(s)")
         cpu = spec.cpus_per_trial
-        if spec.concurrency and not spec.weight_sharing and searchers.pauses_trials(spec.algo):
-            # BOHB's searcher does not gate concurrency (HyperBand must keep queueing): resources do
+        if spec.concurrency and not spec.weight_sharing and searchers.pauses_trials(spec.algo, spec.scheduler):
+            # with HyperBand the searcher does not gate concurrency (HyperBand must keep queueing): resources do
             cpu = max(cpu, min(per_node_cpu, cluster.get("CPU", 1.0) / spec.concurrency))
     else:
         wanted = spec.concurrency
@@ -285,12 +286,31 @@ def _new_tuner(spec: RunSpec, resources: dict):
             reuse_actors=True,
             trial_dirname_creator=_trial_dirname,
         ),
-        run_config=_run_config(spec, spec.name, ResultWriter(spec.driver_file(RESULTS_FILE), [(spec.algo, spec.seed)], spec.time_budget)),
+        run_config=_run_config(spec, spec.name, ResultWriter(spec.driver_file(RESULTS_FILE), [(spec.algo, spec.seed)], spec.time_budget),
+                               run_progress(spec)),
     )
 
 
-def _run_config(spec: RunSpec, name: str, writer: ResultWriter):
-    """Tune's run configuration: where it writes, the driver's callbacks, checkpoints, retries."""
+def run_progress(spec: RunSpec):
+    """The Tune callback that shows a black-box run's progress on stderr."""
+    from autohas.progress import RunProgress
+
+    train = spec.evaluate == "train"
+    return RunProgress(spec.algo, spec.seed, spec.time_budget, spec.num_samples, clock_name="training" if train else "simulated",
+                       epochs=evaluation_epochs(spec)[-1] if train else None, results_path=spec.driver_file(RESULTS_FILE))
+
+
+def search_progress(specs: list[RunSpec]):
+    """The Tune callback that shows the weight-sharing searches' epochs on stderr."""
+    from autohas.progress import SearchProgress
+
+    return SearchProgress({s.algo: (s.search_epochs, retrain_epochs_for(s.algo, s.retrain_epochs, bool(s.benchmark)))
+                           for s in specs})
+
+
+def _run_config(spec: RunSpec, name: str, writer: ResultWriter, progress=None):
+    """Tune's run configuration: where it writes, the driver's callbacks (results, progress, state
+    snapshots), checkpoints, retries."""
     from functools import partial
 
     from ray import tune
@@ -300,7 +320,7 @@ def _run_config(spec: RunSpec, name: str, writer: ResultWriter):
     if spec.remote_experiment is not None:  # results.jsonl goes up before the state that counts on it
         upload = partial(storage.push_experiment, *spec.remote_experiment)
     stop = None
-    if spec.time_budget is not None and not spec.weight_sharing and searchers.pauses_trials(spec.algo):
+    if spec.time_budget is not None and not spec.weight_sharing and searchers.settles_past_budget(spec.algo):
         stop = SettledBudgetStopper(spec.driver_file(RESULTS_FILE), (spec.algo, spec.seed), spec.time_budget,
                                     run_dir=spec.driver_file(spec.name))
     return tune.RunConfig(
@@ -308,7 +328,7 @@ def _run_config(spec: RunSpec, name: str, writer: ResultWriter):
         storage_path=spec.tune_experiment,
         stop=stop,
         verbose=0,
-        callbacks=[writer, StateSnapshot(before_snapshot=upload)],
+        callbacks=[writer, *([progress] if progress is not None else []), StateSnapshot(before_snapshot=upload)],
         checkpoint_config=tune.CheckpointConfig(num_to_keep=None),  # StateSnapshot prunes
         failure_config=tune.FailureConfig(max_failures=spec.max_failures),
     )
@@ -507,7 +527,8 @@ def execute_weight_sharing(specs: list[RunSpec], resume: bool = False) -> list[R
                 max_concurrent_trials=concurrency_of(first, resources),
                 trial_dirname_creator=_ws_trial_dirname,
             ),
-            run_config=_run_config(first, WEIGHT_SHARING_DIR, ResultWriter(first.driver_file(RESULTS_FILE), runs, None, latest=True)),
+            run_config=_run_config(first, WEIGHT_SHARING_DIR, ResultWriter(first.driver_file(RESULTS_FILE), runs, None, latest=True),
+                                   search_progress(specs)),
         )
 
     start = time.perf_counter()

@@ -24,6 +24,7 @@ from ray.tune.schedulers import FIFOScheduler, TrialScheduler
 from ray.tune.search import Searcher
 
 from autohas.errors import AutohasError
+from autohas.progress import SimulateProgress
 from autohas.records import RunLedger, prune_records
 from autohas.runner import RunOutcome, RunSpec, build_scheduler, build_searcher, records_by_run, summarise, tabular_setup
 from autohas.schema import METRIC, MODE
@@ -185,18 +186,27 @@ def simulate_experiment(specs: list[RunSpec], resume: bool = False) -> list[RunO
         prune_records(todo[0].results_path, lambda r: (r.get("algo"), r.get("seed")) in again)
     task = ray.remote(num_cpus=1)(simulate_run)
     futures = {task.remote(spec): spec for spec in todo}
-    while futures:
-        done, _ = ray.wait(list(futures), num_returns=1)
-        spec = futures.pop(done[0])
-        try:
-            records, wall = ray.get(done[0])
-        except ray.exceptions.RayTaskError as exc:
-            if isinstance(exc.cause, AutohasError):  # e.g. an architecture the benchmark lacks
-                raise AutohasError(f"{spec.name}: {exc.cause}") from None
-            raise
-        with open(spec.results_path, "a") as handle:
-            handle.writelines(json.dumps(r) + "\n" for r in records)
-        spec.record_run(mode="simulate", wall_seconds=wall)
-        spec.mark_finished(records)
+    progress = SimulateProgress(total=len(specs), done=len(specs) - len(todo)) if todo else None
+    try:
+        while futures:
+            done, _ = ray.wait(list(futures), num_returns=1, timeout=1.0)  # a second at most: the heartbeat
+            if not done:
+                progress.tick()
+                continue
+            spec = futures.pop(done[0])
+            try:
+                records, wall = ray.get(done[0])
+            except ray.exceptions.RayTaskError as exc:
+                if isinstance(exc.cause, AutohasError):  # e.g. an architecture the benchmark lacks
+                    raise AutohasError(f"{spec.name}: {exc.cause}") from None
+                raise
+            with open(spec.results_path, "a") as handle:
+                handle.writelines(json.dumps(r) + "\n" for r in records)
+            spec.record_run(mode="simulate", wall_seconds=wall)
+            spec.mark_finished(records)
+            progress.run_done(spec.name, records)
+    finally:
+        if progress is not None:
+            progress.close()
     runs = records_by_run(specs[0].results_path) if specs else {}
     return [summarise(spec, records=runs.get((spec.algo, spec.seed), [])) for spec in specs]

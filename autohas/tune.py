@@ -74,6 +74,9 @@ def _run(options: Options) -> int:
             for note in repair(specs):
                 print(note, file=sys.stderr)
         stack.enter_context(_tune_log_in(folder))
+        from autohas import progress
+
+        stack.enter_context(progress.quiet(options.quiet))  # the progress lines on stderr (autohas.progress)
         searches = [s for s in specs if s.weight_sharing]
         specs_bb = [s for s in specs if not s.weight_sharing]
         outcomes = []

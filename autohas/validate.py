@@ -23,11 +23,23 @@ DEFAULT_TIME_BUDGETS = {
 TRAIN_TIME_BUDGETS = {"digits": 150}  # CPU seconds of training on a CPU (about two of BOHB's brackets)
 MODES = ("simulate", "tune")
 EVALUATIONS = ("tabular", "train")
+# Names NATS-Bench users type, and the canonical ones stored (experiment.yaml, records, folder names).
+# cifar10's search signal already comes from NATS-Bench's cifar10-valid split (train 25k / valid 25k).
+SPACE_ALIASES = {"tss": "nats-tss", "sss": "nats-sss"}
+DATASET_ALIASES = {"cifar10-valid": "cifar10"}
+
+
+def canonical(values: dict[str, Any]) -> dict[str, Any]:
+    """Raw options with the aliases of space and dataset replaced by their canonical names."""
+    for key, aliases in (("space", SPACE_ALIASES), ("dataset", DATASET_ALIASES)):
+        if isinstance(values.get(key), str):
+            values[key] = aliases.get(values[key], values[key])
+    return values
 
 
 def parse_options(argv: Sequence[str]) -> Options:
     """Defaults < --config YAML < command line, validated (AutohasError on bad input)."""
-    merged = merge(argv)
+    merged = canonical(merge(argv))
     for required in ("algo", "space"):
         if required not in merged:
             raise AutohasError(f"--{required} is required (on the command line or in --config)")
@@ -64,6 +76,8 @@ def validate(options: Options) -> Options:
     from autohas.spaces import get_space
     from autohas.trainables.weight_sharing import METHOD_NAMES
 
+    options.space = SPACE_ALIASES.get(options.space, options.space)
+    options.dataset = DATASET_ALIASES.get(options.dataset, options.dataset)
     get_space(options.space)
     for algo in options.algo:
         if algo not in ALGORITHMS and algo not in METHOD_NAMES:
@@ -92,10 +106,12 @@ def validate(options: Options) -> Options:
         places.add(WEIGHT_SHARING)
     refuse_where_not_applicable(options, places)
     _validate_weight_sharing(options)
+    _validate_scheduler(options)
     if options.evaluate == "train":
         _validate_training(options)
     else:
         _validate_tabular(options)
+    _validate_fidelities(options)
     if options.mode not in MODES:
         raise AutohasError(f"--mode must be one of {', '.join(MODES)}, not {options.mode!r}")
     if options.max_failures < 0:
@@ -158,6 +174,44 @@ def _validate_weight_sharing(options: Options) -> None:
         raise AutohasError("--search-epochs and --search-batches must be at least 1")
     if options.retrain_epochs is not None and options.retrain_epochs < 0:
         raise AutohasError("--retrain-epochs must be 0 (no re-training) or more")
+
+
+def evaluation_fidelities(options: Options) -> list[int]:
+    """The epochs at which an evaluation of the (validated) experiment reports a search signal."""
+    if options.evaluate == "train":
+        return list(range(1, options.epochs + 1))
+    from autohas.bench import open_benchmark
+    from autohas.spaces import get_space
+
+    bench = open_benchmark(options.benchmark, get_space(options.space).architecture_space)
+    return bench.epochs_up_to(bench.default_budget)
+
+
+def _validate_scheduler(options: Options) -> None:
+    """--scheduler: one of Tune's, for black-box searchers (bohb has its own); checked before any data loads."""
+    if options.scheduler is None:
+        return
+    from autohas import searchers
+
+    if options.scheduler not in searchers.SCHEDULERS:
+        raise AutohasError(f"--scheduler must be one of {', '.join(searchers.SCHEDULERS)}, not {options.scheduler!r}")
+    black_box = [a for a in options.algo if a not in weight_sharing_algos(options)]
+    if not black_box:
+        raise AutohasError(f"--scheduler {options.scheduler} schedules the trials of black-box searchers "
+                           f"({', '.join(searchers.ALGORITHMS)}); weight-sharing searches are one trial each")
+    for algo in black_box:
+        searchers.check_scheduler(algo, options.scheduler)
+
+
+def _validate_fidelities(options: Options) -> None:
+    """A scheduler stops trials at lower fidelities: the evaluation must have several."""
+    epochs = evaluation_fidelities(options) if options.scheduler is not None else []
+    if len(epochs) == 1:
+        where = "--epochs 1" if options.evaluate == "train" else f"the benchmark {os.path.basename(options.benchmark)}"
+        raise AutohasError(
+            f"--scheduler {options.scheduler} stops trials at fewer epochs, but {where} has one fidelity only "
+            f"({epochs[0]} epochs): use the official NATS-Bench files (1..12 epochs) or --evaluate train"
+        )
 
 
 def _load_training_data(options: Options) -> None:

@@ -1,4 +1,5 @@
-"""Searcher registry: `create(name, space, seed)` builds a Ray Tune Searcher by name."""
+"""Searcher registry: `create(name, space, seed)` builds a Ray Tune Searcher by name; `scheduler_for`
+the Tune trial scheduler a run of it uses; `describe` one line on each searcher's settings."""
 from __future__ import annotations
 
 from typing import Any
@@ -6,15 +7,28 @@ from typing import Any
 from autohas.errors import AutohasError
 from autohas.spaces import Space
 
-# name -> (module, class); imported on use so that `--help` and bad input stay fast.
+# name -> (module, class or factory function); imported on use so that `--help` and bad input stay fast.
 _REGISTRY = {
     "random": ("autohas.searchers.random_search", "RandomSearch"),
     "rea": ("autohas.searchers.rea", "RegularizedEvolution"),
     "reinforce": ("autohas.searchers.reinforce", "Reinforce"),
     "gp": ("autohas.searchers.gp_bandit", "GaussianProcessBandit"),
     "bohb": ("autohas.searchers.bohb", "SeededBOHB"),
+    "tpe": ("autohas.searchers.tune_searchers", "tpe"),
 }
 ALGORITHMS: tuple[str, ...] = tuple(_REGISTRY)
+SCHEDULERS: tuple[str, ...] = ("asha", "hyperband")  # Tune's own (searchers/schedulers.py), for any searcher but bohb
+
+# One line per searcher on its settings (the protocol states them; the README's Searchers table explains them).
+_DESCRIPTIONS = {
+    "random": "uniform sampling",
+    "rea": "regularized evolution: population 10, tournament of 3, one-decision mutation as the reference's",
+    "reinforce": "REINFORCE over one softmax per decision: Adam lr 0.01, moving-average baseline (momentum 0.9)",
+    "gp": "GP bandit: Matern-5/2 ARD kernel, UCB mean + 1.8 std over one-decision mutations of the 10 best and "
+    "1,000 random candidates, 10 random starts, kernel refitted every 25 observations",
+    "bohb": "Ray Tune's TuneBOHB with HyperBandForBOHB: eta 3, rungs 1, 4, 12 of 12 epochs (12 only with one fidelity), "
+    "num_samples 4, random_fraction 0, bandwidth_factor 3, min_bandwidth 0.3",
+}
 
 
 def check_algorithm(name: str) -> None:
@@ -27,30 +41,77 @@ def create(name: str, space: Space, seed: int, **options: Any):
     check_algorithm(name)
     import importlib
 
-    module, cls = _REGISTRY[name]
-    return getattr(importlib.import_module(module), cls)(space, seed, **options)
+    module, attribute = _REGISTRY[name]
+    return getattr(importlib.import_module(module), attribute)(space, seed, **options)
 
 
-def pauses_trials(name: str) -> bool:
-    """Whether the algorithm's scheduler pauses and resumes trials (HyperBand for BOHB)."""
+def describe(name: str) -> str:
+    """One line on searcher `name` and its settings, for the experiment's protocol."""
+    check_algorithm(name)
+    if name == "tpe":
+        from autohas.searchers.tune_searchers import describe_tpe
+
+        return describe_tpe()
+    return _DESCRIPTIONS[name]
+
+
+def check_scheduler(name: str, scheduler: str | None) -> None:
+    """A Tune scheduler runs with any black-box searcher but bohb, which brings its own HyperBand."""
+    check_algorithm(name)
+    if scheduler is None:
+        return
+    if scheduler not in SCHEDULERS:
+        raise AutohasError(f"unknown scheduler {scheduler!r}; choose from: {', '.join(SCHEDULERS)}")
+    if name == "bohb":
+        raise AutohasError(f"--scheduler {scheduler} cannot run with bohb, which has its own HyperBand (HyperBandForBOHB): "
+                           "run bohb in an experiment without --scheduler")
+
+
+def pauses_trials(name: str, scheduler: str | None = None) -> bool:
+    """Whether the run's scheduler pauses and resumes trials (HyperBand: bohb's own, or --scheduler hyperband)."""
+    check_scheduler(name, scheduler)
+    return name == "bohb" or scheduler == "hyperband"
+
+
+def settles_past_budget(name: str) -> bool:
+    """Whether the run goes on past its time budget until the number at the budget is settled (BOHB's
+    official protocol, see searchers/limits.py)."""
     check_algorithm(name)
     return name == "bohb"
 
 
-def evaluation_ends(name: str, epochs: list[int]) -> tuple[int, ...]:
+def evaluation_ends(name: str, epochs: list[int], scheduler: str | None = None) -> tuple[int, ...]:
     """The epochs (of the benchmark's `epochs`) at which an evaluation of the official protocol ends:
-    BOHB's rungs (hpbandster's budgets, 1, 4 and 12 of 12 epochs), the last epoch for the others."""
-    if pauses_trials(name):
+    BOHB's rungs (hpbandster's budgets, 1, 4 and 12 of 12 epochs), every epoch under a Tune scheduler
+    (it may stop a trial after any of them), the last epoch for the others."""
+    check_scheduler(name, scheduler)
+    if scheduler is not None:
+        return tuple(epochs)
+    if name == "bohb":
         from autohas.searchers.bohb import rung_epochs
 
         return tuple(e for e in rung_epochs(max(epochs), min(epochs)) if e in epochs)
     return (max(epochs),)
 
 
-def scheduler_for(name: str, epochs: list[int]):
-    """The Tune trial scheduler an algorithm needs over the benchmark's `epochs` (None: FIFO)."""
-    if pauses_trials(name):
+def scheduler_for(name: str, epochs: list[int], scheduler: str | None = None):
+    """The Tune trial scheduler a run of `name` uses over the evaluation's `epochs` (None: FIFO)."""
+    check_scheduler(name, scheduler)
+    if scheduler is not None:
+        from autohas.searchers import schedulers
+
+        return schedulers.create(scheduler, epochs)
+    if name == "bohb":
         from autohas.searchers.bohb import bohb_scheduler
 
         return bohb_scheduler(max(epochs), min(epochs))
     return None
+
+
+def describe_scheduler(scheduler: str | None, epochs: list[int]) -> str | None:
+    """One line on the Tune scheduler over the evaluation's `epochs` (None: none)."""
+    if scheduler is None:
+        return None
+    from autohas.searchers import schedulers
+
+    return schedulers.describe(scheduler, epochs)

@@ -9,12 +9,56 @@ from __future__ import annotations
 
 import pickle
 from abc import abstractmethod
+from typing import Any, Iterable
 
 import numpy as np
 from ray.tune.search import Searcher
+from ray.tune.search.sample import Categorical, Domain
 
+from autohas.errors import AutohasError
 from autohas.schema import METRIC, MODE
 from autohas.spaces import Space, get_space
+
+
+def _searches(value: Any) -> bool:
+    """Whether a param_space value is (or holds) something Tune would have to search: a sampling
+    domain or a grid search; a constant reaches the trainable as it is."""
+    if isinstance(value, Domain):
+        return True
+    if isinstance(value, dict):
+        return "grid_search" in value or any(_searches(v) for v in value.values())
+    if isinstance(value, (list, tuple)):
+        return any(_searches(v) for v in value)
+    return False
+
+
+def check_param_space(space: Space, config: dict | None, searcher_keys: Iterable[str] = ()) -> None:
+    """Refuse, in one line, a Tune param_space that a searcher of `space` cannot honour: a key it does
+    not own that Tune would have to search (Tune merges the searcher's suggestion into the param_space,
+    so such a key would reach the trainable as an unresolved Domain object), a decision given as
+    anything but its own `tune.choice` (the searcher would silently override it), or a key the searcher
+    sets itself (`searcher_keys`). Constants under other keys pass through to the trainable."""
+    decisions = {d.name: d for d in space.decisions}
+    unresolved, overridden = [], []
+    for key, value in (config or {}).items():
+        decision = decisions.get(key)
+        if decision is not None:
+            same = isinstance(value, Categorical) and sorted(map(repr, value.categories)) == sorted(map(repr, decision.choices))
+            if not same:
+                overridden.append(key)
+        elif key in searcher_keys:
+            overridden.append(key)
+        elif _searches(value):
+            unresolved.append(key)
+    problems = []
+    if unresolved:
+        problems.append(f"it does not search {', '.join(map(repr, unresolved))} (Tune would hand the trainable the "
+                        "unresolved domain): fix them to constants or search them with a Tune searcher of your own")
+    if overridden:
+        problems.append(f"it sets {', '.join(map(repr, overridden))} itself: leave them out (or give the space's own "
+                        "param_space())")
+    if problems:
+        raise AutohasError(f"param_space for a searcher of {space.name}: " + "; ".join(problems))
 
 
 class SpaceSearcher(Searcher):
@@ -35,6 +79,8 @@ class SpaceSearcher(Searcher):
 
     # -- Tune's protocol -------------------------------------------------------------------
     def set_search_properties(self, metric, mode, config, **spec) -> bool:
+        """Tune's metric and mode, and its param_space (only the space's own decisions may be searched)."""
+        check_param_space(self.space, config)
         self._metric = metric or self._metric
         self._mode = mode or self._mode
         return True

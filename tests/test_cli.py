@@ -79,7 +79,7 @@ def test_help_lists_algorithms_and_spaces():
     out = cli("--help")
     assert out.returncode == 0
     text = " ".join(out.stdout.split())  # argparse wraps the epilog
-    assert "searchers: random, rea, reinforce, gp, bohb;" in text
+    assert "searchers: random, rea, reinforce, gp, bohb, tpe;" in text
     assert ("weight-sharing methods: darts-v1, darts-v2, gdas, rsps, setn, enas, sanas-darts, sanas-gdas, lease, "
             "autohas, autohas-hp, tas, mask-gumbel, mask-sample;") in text
     assert "spaces: nats-tss, nats-sss, has (architecture x hyperparameters" in text
@@ -200,7 +200,7 @@ def test_preset_picks_the_budget_of_the_dataset(table_path, tmp_path):
     common = ["--config", str(preset), "--benchmark", str(table_path), "--storage", str(tmp_path)]
     assert parse_options(common + ["--dataset", "ImageNet16-120"]).time_budget == 120000
     options = parse_options(common + ["--dataset", "cifar100", "--seeds", "2"])
-    assert options.time_budget == 40000 and options.algo == ["random", "rea", "reinforce", "gp", "bohb"]
+    assert options.time_budget == 40000 and options.algo == ["random", "rea", "reinforce", "gp", "bohb", "tpe"]
     assert options.mode == "simulate"
     assert parse_options(common + ["--time-budget", "5"]).time_budget == 5
 

@@ -7,6 +7,7 @@ import sys
 
 import numpy as np
 import pytest
+from scipy.stats import t
 
 from autohas.report import Run, load, write_report
 from autohas.runner import RunSpec
@@ -44,15 +45,17 @@ def finals(folder, algo, budget=6000.0):
     return values
 
 
-def test_table_holds_mean_and_std_of_final_incumbents(experiments, tmp_path):
+def test_table_holds_mean_ci_and_median_of_final_incumbents(experiments, tmp_path):
     index = write_report([str(experiments[0])], str(tmp_path / "rep"))
     md = (tmp_path / "rep" / "report.md").read_text()
     for algo in ("random", "rea"):
         values = finals(experiments[0], algo)
-        row = re.search(rf"^\| {algo} \| 3 \| ([\d.]+) ± ([\d.]+) \|", md, re.M)
+        row = re.search(rf"^\| {algo} \| 3 \| ([\d.]+) \| \[([\d.]+), ([\d.]+)\] \| ([\d.]+) \|", md, re.M)
         assert row, md
+        low, high = t.interval(0.95, 2, loc=statistics.fmean(values), scale=statistics.stdev(values) / 3 ** 0.5)
         assert float(row.group(1)) == pytest.approx(statistics.fmean(values), abs=0.005)
-        assert float(row.group(2)) == pytest.approx(statistics.pstdev(values), abs=0.005)
+        assert (float(row.group(2)), float(row.group(3))) == pytest.approx((low, high), abs=0.005)
+        assert float(row.group(4)) == pytest.approx(statistics.median(values), abs=0.005)
     assert "Budget: 6000 simulated s per run" in md and "Search signal: acc12" in md
     page = open(index).read()
     assert page.count("data:image/png;base64,") == 1 and "<table>" in page

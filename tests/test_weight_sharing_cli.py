@@ -153,4 +153,4 @@ def test_sanas_lease_and_autohas_land_in_one_report_with_gdas(ray_session, data_
     assert "## Saliency maps" in report and "sanas-darts-seed0.png" in report
     assert "re-trained from scratch" in report
     html = (tmp_path / "has" / "report" / "index.html").read_text()
-    assert html.count("data:image/png;base64") == 3  # the accuracy plot and two saliency figures
+    assert html.count("data:image/png;base64") == 4  # the accuracy plot, the learning curves and two saliency figures

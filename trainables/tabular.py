@@ -15,13 +15,13 @@ import os
 import tempfile
 import time
 from dataclasses import dataclass
-from typing import Iterator
+from typing import Callable, Iterator
 
 import numpy as np
 from ray import tune
 
 from autohas import schema
-from autohas.bench import open_benchmark
+from autohas.bench import open_benchmark, resolve_benchmark_path
 
 SEED_MODES = ("sample", "mean")
 
@@ -94,6 +94,33 @@ def tabular_results(setup: TabularSetup, config: dict, trial_id: str, done: int 
             params=cost.params,
             flops=cost.flops,
         )
+
+
+def trainable_for(benchmark: str, dataset: str = "cifar10", space: str = "nats-tss", budget: int | None = None,
+                  seed: int = 0, seed_mode: str = "sample", label: str = "tune") -> Callable[[dict], None]:
+    """The tabular trainable for a user's own `tune.Tuner`: it scores a config of `space` (its decision
+    names, as `Space.param_space()` or an autohas searcher gives them) on `benchmark` (a NATS-Bench CSV
+    table or official folder) for `dataset`, and reports autohas's schema result (`valid_acc` the search
+    signal, `test_acc`, `arch`, `trial_sim_seconds`, ...) once, after `budget` epochs (the benchmark's
+    default, 12 for NATS-Bench). `seed` picks which of the benchmark's runs each architecture reads
+    (`seed_mode="mean"`: their average); `label` is the `algo` its results carry. Bad arguments fail here,
+    in one line, not in a trial."""
+    from autohas.errors import AutohasError
+    from autohas.spaces import get_space
+
+    if seed_mode not in SEED_MODES:
+        raise AutohasError(f"seed_mode must be one of {', '.join(SEED_MODES)}, not {seed_mode!r}")
+    the_space = get_space(space)
+    if not the_space.tabular:
+        raise AutohasError(f"{the_space.name} has no tabular benchmark (its hyperparameters change the numbers)")
+    bench = open_benchmark(benchmark, the_space.name)
+    bench.check_dataset(dataset)
+    bench.check_complete()
+    budget = budget or bench.default_budget
+    bench.epochs_up_to(budget)  # a budget below the first fidelity, or one reaching a test accuracy: refused
+    setup = TabularSetup(benchmark=resolve_benchmark_path(benchmark, the_space.name), space=the_space.name, dataset=dataset,
+                         budget=budget, seed=seed, algo=label, seed_mode=seed_mode)
+    return tune.with_parameters(tabular_trainable, setup=setup)
 
 
 def tabular_trainable(config: dict, setup: TabularSetup) -> None:
