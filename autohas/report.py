@@ -433,6 +433,8 @@ def time_grid(group: Group) -> tuple[np.ndarray, bool]:
     # the earliest time one method has an incumbent in every run: where the first curve is drawn
     starts = [max(r.records[0]["sim_seconds"] for r in runs) for runs in group.runs.values()]
     first = min((t for t in starts if t > 0), default=0.0)
+    if first >= end:  # a budget smaller than any evaluation: show the evaluations that crossed it
+        end = max(r.records[-1]["sim_seconds"] for runs in group.runs.values() for r in runs if r.records)
     if 0 < first < end:
         return np.geomspace(first, end, GRID_POINTS), True
     return np.linspace(0, end, GRID_POINTS), False
@@ -460,7 +462,7 @@ def plots(group: Group, out: str, name: str) -> list[tuple[str, str]]:
                  f"after their first {FIRST_EVALUATIONS} evaluations" + (" and the dashed line is the optimum." if optimum else ".")))
     if optimum:
         report_plots.draw_regret(curves, times, os.path.join(out, f"{name}-regret.png"),
-                                 title + ": regret (optimum - incumbent)", xlabel, value)
+                                 title + ": regret (optimum - incumbent)", xlabel, value, log_time)
         made.append((f"{name}-regret.png", f"Regret = optimum ({value:.2f} %) - test accuracy of the incumbent, mean over "
                      f"runs with its 95 % band, log-log; a regret of 0 is drawn at {report_plots.REGRET_FLOOR:g}."))
     learning = {label: [c for r in runs for c in r.learning_curves()] for label, runs in group.runs.items()}

@@ -86,9 +86,9 @@ def draw_incumbent(curves: Mapping[str, np.ndarray], times: np.ndarray, path: st
 
 
 def draw_regret(curves: Mapping[str, np.ndarray], times: np.ndarray, path: str, title: str, xlabel: str,
-                optimum: float) -> None:
-    """Mean regret (optimum - incumbent accuracy) per method with its 95 % band, log-log; a regret
-    of 0 (and a band reaching below it) is drawn at REGRET_FLOOR."""
+                optimum: float, log_time: bool = True) -> None:
+    """Mean regret (optimum - incumbent accuracy) per method with its 95 % band on a log axis (time
+    too when `log_time`); a regret of 0 (and a band reaching below it) is drawn at REGRET_FLOOR."""
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(8, 4.8), dpi=110)
     for i, (label, c) in enumerate(curves.items()):
@@ -99,7 +99,8 @@ def draw_regret(curves: Mapping[str, np.ndarray], times: np.ndarray, path: str, 
         band = drawn & ~np.isnan(half)
         ax.fill_between(times[band], floor((mean - half)[band]), floor((mean + half)[band]), color=color, alpha=0.18,
                         linewidth=0)
-    ax.set_xscale("log")
+    if log_time:
+        ax.set_xscale("log")
     ax.set_yscale("log")
     ax.set_xlim(times[0], times[-1])
     ax.set_xlabel(xlabel)
