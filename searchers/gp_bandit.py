@@ -11,6 +11,13 @@ plus `num_random` uniformly random ones, minus those already evaluated or in fli
 The first `num_initial` proposals are uniformly random. The kernel's hyperparameters
 are re-estimated (maximum marginal likelihood, warm-started) every `refit_every` new
 observations and held fixed in between, which keeps a proposal at milliseconds.
+
+Speed without changing a proposal (tests/test_searcher_speedups.py): the pool is built on official
+indices (a per-process table of every architecture's neighbours for spaces up to
+PRECOMPUTED_UP_TO, no string round trips); between refits the posterior is computed directly with
+scikit-learn's kernel (`posterior`: the numbers its fit + predict give, without re-evaluating the
+marginal likelihood); and the linear algebra of these small matrices runs on one BLAS thread.
+The refits themselves (scikit-learn's L-BFGS over the kernel's hyperparameters) are most of what is left.
 """
 from __future__ import annotations
 
@@ -18,9 +25,10 @@ import warnings
 from functools import lru_cache
 
 import numpy as np
+from scipy.linalg import cho_solve, cholesky, solve_triangular
 from scipy.optimize import minimize
 
-from autohas.spaces import Space, get_space
+from autohas.spaces import Space
 from autohas.searchers.base import SpaceSearcher
 
 
@@ -44,16 +52,84 @@ PRECOMPUTED_UP_TO = 100_000  # spaces up to this size keep the features of all c
 
 
 @lru_cache(maxsize=4)
-def all_features(space_name: str) -> np.ndarray:
-    """GP inputs of every architecture, row = official index (computed once per process)."""
-    space = get_space(space_name)
-    return encode_features(space, [space.decode(space.index_to_arch(i)) for i in range(space.size)])
+def _tables(space: Space) -> tuple[np.ndarray, np.ndarray | None]:
+    """GP inputs of every architecture (row = official index) and, where the space keeps
+    `Space.neighbours`' order (decision, then choice), the official indices of every architecture's
+    neighbours in that order (row = official index); computed once per process and space."""
+    genotypes = [space.decode(space.index_to_arch(i)) for i in range(space.size)]
+    features = encode_features(space, genotypes)
+    if type(space).neighbours is not Space.neighbours:
+        return features, None
+    widths = [len(d.choices) for d in space.decisions]
+    lookups = [{c: i for i, c in enumerate(d.choices)} for d in space.decisions]
+    codes = np.array([[lookup[v] for lookup, v in zip(lookups, g)] for g in genotypes], dtype=np.int64)
+    codes = codes.reshape(space.size, len(widths))
+    radix = np.array([int(np.prod(widths[p + 1 :])) for p in range(len(widths))], dtype=np.int64)  # mixed radix
+    keys = codes @ radix
+    index_of_key = np.full(space.size, -1, dtype=np.int64)
+    index_of_key[keys] = np.arange(space.size)
+    if (index_of_key < 0).any():  # not one architecture per genotype: leave it to Space.neighbours
+        return features, None
+    columns = []
+    for p, width in enumerate(widths):
+        for j in range(width - 1):  # the choices other than the current one, in choice order
+            other = j + (j >= codes[:, p])
+            columns.append(index_of_key[keys + (other - codes[:, p]) * radix[p]])
+    return features, np.stack(columns, axis=1) if columns else np.zeros((space.size, 0), dtype=np.int64)
+
+
+@lru_cache(maxsize=20_000)
+def _neighbour_indices(space: Space, index: int) -> np.ndarray:
+    """The official indices of `Space.neighbours` of the architecture at `index`, in its order
+    (a large space, or one with neighbours of its own)."""
+    return np.array([space.arch_to_index(n) for n in space.neighbours(space.index_to_arch(index))], dtype=np.int64)
 
 
 def _few_steps_lbfgs(obj_func, initial_theta, bounds):
     """The kernel optimiser: L-BFGS-B from the previous hyperparameters, at most 30 steps."""
     result = minimize(obj_func, initial_theta, method="L-BFGS-B", jac=True, bounds=bounds, options={"maxiter": 30})
     return result.x, result.fun
+
+
+@lru_cache(maxsize=1)
+def _blas_threads():
+    """A threadpoolctl controller of the process's BLAS libraries (scikit-learn's dependency)."""
+    from threadpoolctl import ThreadpoolController
+
+    return ThreadpoolController()
+
+
+def held_kernel(kernel):
+    """The kernel `GaussianProcessRegressor(kernel, optimizer=None).fit` predicts with: a clone whose
+    hyperparameters went through their log scale and back (`theta`), which can move them by an ulp."""
+    from sklearn.base import clone
+
+    held = clone(kernel)
+    held.theta = held.theta
+    return held
+
+
+def posterior(kernel, x: np.ndarray, y: np.ndarray, candidates: np.ndarray,
+              alpha: float = 1e-10) -> tuple[np.ndarray, np.ndarray]:
+    """Mean and standard deviation at `candidates` of the GP with exactly this kernel on (x, y), with
+    normalised targets: the numbers scikit-learn's `GaussianProcessRegressor(normalize_y=True)` predicts
+    (`predict(candidates, return_std=True)`) once fitted to (x, y) with `kernel_` = `kernel`, by the same
+    operations, without the fit's validation, kernel cloning and log-marginal-likelihood evaluation
+    (tests/test_searcher_speedups.py checks equality, bit for bit)."""
+    y_mean, y_std = np.mean(y, axis=0), np.std(y, axis=0)
+    if y_std == 0.0:
+        y_std = 1.0
+    k = kernel(x)
+    k[np.diag_indices_from(k)] += alpha
+    lower = cholesky(k, lower=True, check_finite=False)
+    weights = cho_solve((lower, True), (y - y_mean) / y_std, check_finite=False)
+    k_trans = kernel(candidates, x)
+    mean = y_std * (k_trans @ weights) + y_mean
+    v = solve_triangular(lower, k_trans.T, lower=True, check_finite=False)
+    var = kernel.diag(candidates).copy()
+    var -= np.einsum("ij,ji->i", v.T, v)
+    var[var < 0] = 0.0
+    return mean, np.sqrt(var * y_std**2)
 
 
 class GaussianProcessBandit(SpaceSearcher):
@@ -77,42 +153,48 @@ class GaussianProcessBandit(SpaceSearcher):
         self.observed: dict[int, float] = {}  # official index -> best score seen
         self.kernel = None  # the last fitted kernel (hyperparameters included)
         self.fitted_at = 0  # number of observations when the hyperparameters were last estimated
+        self.held = None  # held_kernel(self.kernel): what the proposals between refits predict with
+
+    def _neighbours(self, index: int) -> np.ndarray:
+        if self.space.size <= PRECOMPUTED_UP_TO:
+            table = _tables(self.space)[1]
+            if table is not None:
+                return table[index]
+        return _neighbour_indices(self.space, index)
 
     def _candidates(self) -> np.ndarray:
-        """Official indices: neighbours of the best architectures so far, and random ones."""
+        """Official indices: neighbours of the best architectures so far, and random ones, each once
+        (first occurrence), minus those evaluated or in flight."""
         best = sorted(self.observed, key=self.observed.get, reverse=True)[: self.top_k]
-        pool = []
-        for index in best:
-            pool.extend(self.space.arch_to_index(n) for n in self.space.neighbours(self.space.index_to_arch(index)))
-        pool.extend(int(i) for i in self.rng.integers(self.space.size, size=self.num_random))
-        taken = set(self.observed) | {self.space.arch_to_index(a) for a in self.pending.values()}
-        return np.array(list(dict.fromkeys(i for i in pool if i not in taken)), dtype=int)
+        random = self.rng.integers(self.space.size, size=self.num_random)
+        pool = np.concatenate([self._neighbours(i) for i in best] + [random])
+        in_flight = [self.space.arch_to_index(a) for a in self.pending.values()]
+        taken = np.fromiter(list(self.observed) + in_flight, dtype=np.int64)
+        pool = pool[~np.isin(pool, taken)]
+        _, first = np.unique(pool, return_index=True)
+        return pool[np.sort(first)]
 
     def features(self, indices: np.ndarray) -> np.ndarray:
         """GP inputs of the candidates at these official indices: rows of the precomputed table of a
         small space, else encoded on demand (`has` has 1.27 million candidates)."""
         if self.space.size <= PRECOMPUTED_UP_TO:
-            return all_features(self.space.name)[indices]
+            return _tables(self.space)[0][indices]
         return encode_features(self.space, [self.space.decode(self.space.index_to_arch(int(i))) for i in indices])
 
-    def _fit(self):
+    def _refit(self, x: np.ndarray, y: np.ndarray) -> None:
+        """Re-estimate the kernel's hyperparameters (scikit-learn, warm-started from the last ones)."""
         from sklearn.gaussian_process import GaussianProcessRegressor
         from sklearn.gaussian_process.kernels import ConstantKernel, Matern, WhiteKernel
 
-        indices = np.array(list(self.observed), dtype=int)
-        x, y = self.features(indices), np.array([self.observed[i] for i in indices])
-        refit = self.kernel is None or len(indices) - self.fitted_at >= self.refit_every
         if self.kernel is None:
             self.kernel = ConstantKernel(1.0, (1e-2, 1e2)) * Matern(
                 length_scale=np.ones(x.shape[1]), length_scale_bounds=(0.3, 1e2), nu=2.5
             ) + WhiteKernel(1e-2, (1e-6, 1e0))
-        gp = GaussianProcessRegressor(kernel=self.kernel, normalize_y=True, optimizer=_few_steps_lbfgs if refit else None)
+        gp = GaussianProcessRegressor(kernel=self.kernel, normalize_y=True, optimizer=_few_steps_lbfgs)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # convergence notes of the kernel optimiser
             gp.fit(x, y)
-        if refit:
-            self.kernel, self.fitted_at = gp.kernel_, len(indices)
-        return gp
+        self.kernel, self.fitted_at, self.held = gp.kernel_, len(y), None
 
     def propose(self) -> str:
         if len(self.observed) < self.num_initial:
@@ -120,7 +202,18 @@ class GaussianProcessBandit(SpaceSearcher):
         candidates = self._candidates()
         if len(candidates) == 0:
             return self.space.sample(self.rng)
-        mean, std = self._fit().predict(self.features(candidates), return_std=True)
+        indices = np.fromiter(self.observed, dtype=np.int64)
+        x, y = self.features(indices), np.fromiter(self.observed.values(), dtype=float)
+        # small matrices: BLAS threads only contend (several-fold slower on a busy machine)
+        with _blas_threads().limit(limits=1, user_api="blas"):
+            if self.kernel is None or len(indices) - self.fitted_at >= self.refit_every:
+                self._refit(x, y)
+                kernel = self.kernel  # the fit that estimated the hyperparameters predicts with them as they are
+            else:
+                if getattr(self, "held", None) is None:  # (a state saved before `held` existed)
+                    self.held = held_kernel(self.kernel)
+                kernel = self.held
+            mean, std = posterior(kernel, x, y, self.features(candidates))
         return self.space.index_to_arch(int(candidates[int(np.argmax(mean + self.ucb_coefficient * std))]))
 
     def observe(self, arch: str, score: float) -> None:
