@@ -165,7 +165,27 @@ def _budget(ledger: RunLedger, done: int, time_budget: float | None, num_samples
     return fraction, f"budget {100 * fraction:.0f}% ({words})"
 
 
-class RunProgress(Callback):
+class _ProgressCallback(Callback):
+    """What both Tune progress callbacks share: a heartbeat status line (their `status(trials)`) on each controller step, the
+    newest held line written at the end, and pickling of their settings only (Tune pickles callbacks
+    with the experiment; the state is rebuilt in `setup`, so `--quiet` on resume is honoured)."""
+
+    SETTINGS: tuple[str, ...] = ()
+    _ready = False
+
+    def on_step_end(self, iteration: int, trials: list, **info) -> None:
+        if self._ready:
+            self.printer.tick(lambda: self.status(trials))
+
+    def on_experiment_end(self, trials: list, **info) -> None:
+        if self._ready:
+            self.printer.close()
+
+    def __getstate__(self) -> dict:
+        return {**{k: getattr(self, k) for k in self.SETTINGS}, "_ready": False}
+
+
+class RunProgress(_ProgressCallback):
     """Tune callback: the progress of one black-box run (`algo`, `seed`), one Tune experiment.
 
     Each result is a line: the trial and its search signal, then the run's state (trials done,
@@ -175,6 +195,8 @@ class RunProgress(Callback):
     incumbent are counted as results.jsonl counts them (`RunLedger`), continuing the file's
     records on resume.
     """
+
+    SETTINGS = ("algo", "seed", "time_budget", "num_samples", "clock_name", "epochs", "results_path")
 
     def __init__(self, algo: str, seed: int, time_budget: float | None, num_samples: int | None,
                  clock_name: str = "simulated", epochs: int | None = None, results_path=None) -> None:
@@ -246,25 +268,15 @@ class RunProgress(Callback):
         key = trial.trial_id if self.epochs else "run"
         self.printer.event(f"{self.status(trials)} | {line}", key=key, keep=bool(self.epochs))
 
-    def on_step_end(self, iteration: int, trials: list, **info) -> None:
-        if self._ready:
-            self.printer.tick(lambda: self.status(trials))
-
-    def on_experiment_end(self, trials: list, **info) -> None:
-        if self._ready:
-            self.printer.close()
-
-    def __getstate__(self) -> dict:  # Tune pickles callbacks with the experiment: settings only
-        state = {k: v for k, v in self.__dict__.items()
-                 if k in ("algo", "seed", "time_budget", "num_samples", "clock_name", "epochs", "results_path")}
-        return {**state, "_ready": False}
 
 
-class SearchProgress(Callback):
+class SearchProgress(_ProgressCallback):
     """Tune callback: the weight-sharing searches of an experiment, one trial per (method, seed), a
     line per epoch: method, seed, epoch of the search (or of re-training), the derived architecture,
     its valid accuracy, the epoch's time and the search's ETA. `epochs`: method -> (search epochs,
     re-training epochs)."""
+
+    SETTINGS = ("epochs",)
 
     def __init__(self, epochs: dict[str, tuple[int, int]]) -> None:
         self.epochs = {algo: (int(s), int(r)) for algo, (s, r) in epochs.items()}
@@ -336,16 +348,6 @@ class SearchProgress(Callback):
         return (f"weight sharing: {done} of {len(trials)} searches done{busy}, "
                 f"elapsed {clock_text(now - self.started)}")
 
-    def on_step_end(self, iteration: int, trials: list, **info) -> None:
-        if self._ready:
-            self.printer.tick(lambda: self.status(trials))
-
-    def on_experiment_end(self, trials: list, **info) -> None:
-        if self._ready:
-            self.printer.close()
-
-    def __getstate__(self) -> dict:
-        return {"epochs": self.epochs, "_ready": False}
 
 
 class SimulateProgress:

@@ -1,7 +1,10 @@
 """Shared fixtures: the reference data beside the checkout, and one small Ray per session."""
 from __future__ import annotations
 
+import json
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -54,3 +57,26 @@ def official_everywhere(official_path, tmp_path_factory) -> Path:
     for index in range(15625):
         (folder / f"{index:06d}.pickle.pbz2").symlink_to(real[index % 3])
     return root
+
+
+_ONE_PROCESS_PROBE = (
+    "import contextlib, io, json, sys\n"
+    "from autohas.tune import main\n"
+    "out = []\n"
+    "for argv in json.loads(sys.argv[1]):\n"
+    "    err = io.StringIO()\n"
+    "    with contextlib.redirect_stderr(err), contextlib.redirect_stdout(io.StringIO()):\n"
+    "        rc = main(argv)\n"
+    "    out.append([rc, err.getvalue()])\n"
+    "ray = sys.modules.get('ray')\n"
+    "print(json.dumps({'results': out, 'ray_started': bool(ray and ray.is_initialized())}))\n"
+)
+
+
+def main_in_one_process(argvs: list[list[str]], env: dict, timeout: int) -> dict:
+    """Run `autohas.tune.main` on each argv in one fresh process: {"results": [[rc, stderr], ...],
+    "ray_started": whether Ray was ever started} (bad inputs must never start it)."""
+    done = subprocess.run([sys.executable, "-c", _ONE_PROCESS_PROBE, json.dumps(argvs)], cwd=ROOT, capture_output=True,
+                          text=True, timeout=timeout, env=env)
+    assert done.returncode == 0, done.stderr[-2000:]
+    return json.loads(done.stdout.strip().splitlines()[-1])

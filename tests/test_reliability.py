@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from autohas.tune import main
-from tests.conftest import ROOT, TABLE
+from tests.conftest import ROOT, TABLE, main_in_one_process
 
 PY = sys.executable
 
@@ -131,23 +131,9 @@ def test_bad_input_is_one_line_exit_2_before_ray_and_before_any_folder(tmp_path)
     cases = _bad_inputs(inputs)
     assert len(cases) >= 40
     storage = tmp_path / "store"
-    probe = (
-        "import contextlib, io, json, sys\n"
-        "from autohas.tune import main\n"
-        "out = []\n"
-        "for argv in json.loads(sys.argv[1]):\n"
-        "    err = io.StringIO()\n"
-        "    with contextlib.redirect_stderr(err), contextlib.redirect_stdout(io.StringIO()):\n"
-        "        rc = main(argv)\n"
-        "    out.append([rc, err.getvalue()])\n"
-        "ray = sys.modules.get('ray')\n"
-        "print(json.dumps({'results': out, 'ray_started': bool(ray and ray.is_initialized())}))\n"
-    )
     argvs = [argv if "--storage" in argv else argv + ["--storage", str(storage)] for argv, _ in cases]
-    done = subprocess.run([PY, "-c", probe, json.dumps(argvs)], cwd=ROOT, capture_output=True, text=True, timeout=600,
-                          env={**os.environ, "AUTOHAS_DATA_CACHE": str(tmp_path / "cache"), "AUTOHAS_BENCHMARK": ""})
-    assert done.returncode == 0, done.stderr[-2000:]
-    answer = json.loads(done.stdout.strip().splitlines()[-1])
+    answer = main_in_one_process(argvs, {**os.environ, "AUTOHAS_DATA_CACHE": str(tmp_path / "cache"), "AUTOHAS_BENCHMARK": ""},
+                                 timeout=600)
     assert not answer["ray_started"]
     for (argv, phrase), (rc, err) in zip(cases, answer["results"]):
         lines = err.strip().splitlines()

@@ -2,8 +2,6 @@
 `--scheduler asha|hyperband`, in tune and simulate mode; the aliases NATS-Bench users type."""
 import json
 import os
-import subprocess
-import sys
 
 import pytest
 
@@ -13,7 +11,7 @@ from autohas.runner import RunSpec, build_scheduler, build_searcher, execute
 from autohas.searchers import schedulers
 from autohas.simulate import SimulatedRun, simulate_run
 from autohas.validate import canonical, parse_options
-from tests.conftest import ROOT
+from tests.conftest import main_in_one_process
 
 
 def spec_for(tmp_path, algo, benchmark, budget, seed=0, scheduler=None, name="e"):
@@ -165,23 +163,8 @@ def test_a_scheduler_where_it_cannot_work_is_one_line_before_ray_and_any_folder(
         (["--algo", "gdas", "--benchmark", str(official_everywhere), "--scheduler", "asha"] + ts,
          "--scheduler asha schedules the trials of black-box searchers"),
     ]
-    probe = (
-        "import contextlib, io, json, sys\n"
-        "from autohas.tune import main\n"
-        "out = []\n"
-        "for argv in json.loads(sys.argv[1]):\n"
-        "    err = io.StringIO()\n"
-        "    with contextlib.redirect_stderr(err), contextlib.redirect_stdout(io.StringIO()):\n"
-        "        rc = main(argv)\n"
-        "    out.append([rc, err.getvalue()])\n"
-        "ray = sys.modules.get('ray')\n"
-        "print(json.dumps({'results': out, 'ray_started': bool(ray and ray.is_initialized())}))\n"
-    )
-    done = subprocess.run([sys.executable, "-c", probe, json.dumps([argv for argv, _ in cases])], cwd=ROOT,
-                          capture_output=True, text=True, timeout=300,
-                          env={**os.environ, "AUTOHAS_DATA_CACHE": str(tmp_path / "cache")})
-    assert done.returncode == 0, done.stderr[-2000:]
-    answer = json.loads(done.stdout.strip().splitlines()[-1])
+    answer = main_in_one_process([argv for argv, _ in cases], {**os.environ, "AUTOHAS_DATA_CACHE": str(tmp_path / "cache")},
+                                 timeout=300)
     assert not answer["ray_started"]
     for (argv, phrase), (rc, err) in zip(cases, answer["results"]):
         lines = err.strip().splitlines()
