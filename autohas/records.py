@@ -103,15 +103,19 @@ def prune_records(path: str, drop: Callable[[dict], bool]) -> int:
     return len(records) - len(keep)
 
 
-def digest(records: list[dict]) -> str:
-    """sha256 of a run's records as results.jsonl holds them (one JSON line each, in order)."""
-    text = "".join(json.dumps(r) + "\n" for r in records)
-    return hashlib.sha256(text.encode()).hexdigest()
+def lines(records: list[dict]) -> str:
+    """A run's records as results.jsonl holds them: one JSON line each, in order."""
+    return "".join(json.dumps(r) + "\n" for r in records)
 
 
-def seal(records: list[dict]) -> dict:
-    """What a finished run's marker keeps: its record count and their digest."""
-    return {"records": len(records), "sha256": digest(records)}
+def digest(records: list[dict], text: str | None = None) -> str:
+    """sha256 of a run's records as results.jsonl holds them (`text`: their `lines`, when at hand)."""
+    return hashlib.sha256((lines(records) if text is None else text).encode()).hexdigest()
+
+
+def seal(records: list[dict], text: str | None = None) -> dict:
+    """What a finished run's marker keeps: its record count and their digest (`text`: their `lines`)."""
+    return {"records": len(records), "sha256": digest(records, text)}
 
 
 @dataclass
@@ -123,6 +127,21 @@ class Scan:
     runs: dict[tuple[str, int], list[tuple[int, dict]]] = field(default_factory=dict)
     bad_lines: list[int] = field(default_factory=list)
     torn_last: bool = False
+    # per run, the sha256 of its lines as the file holds them: what its seal says when nobody touched
+    # them (else the records are dumped again and compared as `digest` makes them)
+    line_digests: dict[tuple[str, int], "hashlib._Hash"] = field(default_factory=dict, repr=False)
+
+    def records(self) -> list[dict]:
+        """Every decodable record in file order (what `read_records` gives)."""
+        rows = sorted((row for rows in self.runs.values() for row in rows), key=lambda row: row[0])
+        return [record for _, record in rows]
+
+    def _sealed(self, run: tuple[str, int], records: list[dict], sha256: str | None) -> bool:
+        """Whether the run's records are those its seal's digest says."""
+        lines_digest = self.line_digests.get(run)
+        if lines_digest is not None and lines_digest.hexdigest() == sha256:  # the lines as written: the records too
+            return True
+        return digest(records) == sha256
 
     def damage(self, seals: dict[tuple[str, int], dict | None]) -> list[tuple[tuple[str, int] | None, str]]:
         """(run or None, one line naming the file and line) per damage: an undecodable line (a torn last
@@ -144,7 +163,7 @@ class Scan:
                 continue
             rows = self.runs.get(run, [])
             records = [r for _, r in rows]
-            if len(records) != marker["records"] or digest(records) != marker.get("sha256"):
+            if len(records) != marker["records"] or not self._sealed(run, records, marker.get("sha256")):
                 where = f"line {rows[-1][0]}" if rows else "(no line)"
                 differ = "" if len(records) != marker["records"] else " that differ from them"
                 found.append((run, f"{name} {where}: {run[0]} seed {run[1]} finished with {marker['records']} records, "
@@ -176,7 +195,11 @@ def scan(path: str) -> Scan:
             else:
                 result.bad_lines.append(number)
             continue
-        result.runs.setdefault((record.get("algo"), record.get("seed")), []).append((number, record))
+        run = (record.get("algo"), record.get("seed"))
+        result.runs.setdefault(run, []).append((number, record))
+        if run not in result.line_digests:
+            result.line_digests[run] = hashlib.sha256()
+        result.line_digests[run].update(raw + b"\n")
     return result
 
 

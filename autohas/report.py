@@ -33,7 +33,7 @@ from autohas import layout, stats
 from autohas.bench.base import DATASETS
 from autohas.errors import AutohasError
 from autohas.layout import PROTOCOL_FILE, RESULTS_FILE, SALIENCY_DIR
-from autohas.records import read_records, scan, value_at_budget
+from autohas.records import Scan, scan, value_at_budget
 
 GRID_POINTS = 200
 FIRST_EVALUATIONS = 5  # the accuracy axis is zoomed to what the runs show after this many evaluations
@@ -170,9 +170,9 @@ def load(folders: Sequence[str]) -> list[Group]:
         if os.path.exists(os.path.join(folder, PROTOCOL_FILE)):
             with open(os.path.join(folder, PROTOCOL_FILE)) as handle:
                 protocol = json.load(handle)
-        _refuse_damage(folder, path)
+        scanned = _refuse_damage(folder, path)
         found: dict[tuple, Run] = {}
-        for record in read_records(path):
+        for record in scanned.records():
             key = (record["space"], record["dataset"], record["algo"], record["seed"])
             if key not in found:
                 found[key] = Run(os.path.abspath(folder), record["algo"], record["seed"], protocol=protocol)
@@ -202,9 +202,10 @@ def load(folders: Sequence[str]) -> list[Group]:
     return groups
 
 
-def _refuse_damage(folder: str, path: str) -> None:
+def _refuse_damage(folder: str, path: str) -> Scan:
     """A damaged experiment (a lost or garbled record, a finished run short of its seal) is not
-    reported as if complete: one line naming the file and line, and how to repair it."""
+    reported as if complete: one line naming the file and line, and how to repair it. What the
+    file holds (read once)."""
     found = scan(path)
     seals = {}
     for entry in sorted(os.listdir(folder)):
@@ -218,6 +219,7 @@ def _refuse_damage(folder: str, path: str) -> None:
         more = f" (and {len(damage) - 1} more)" if len(damage) > 1 else ""
         raise AutohasError(f"{os.path.basename(os.path.normpath(folder))}: {damage[0]}{more}: the report would present "
                            "damaged runs as complete; rerun the experiment's command with --resume to repair it")
+    return found
 
 
 def time_budget_of(group: Group) -> float | None:

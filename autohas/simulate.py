@@ -7,13 +7,12 @@ The driver calls the searcher and the scheduler exactly as Tune's controller doe
 (scheduler first, then searcher; a trial that ends or is stopped completes with
 its last result; a trial stopped while paused completes without one), so that with
 concurrency 1 a seed gives the same trial sequence in both modes. Seeds fan out as
-Ray tasks: a cluster runs them in parallel.
+Ray tasks (fast runs of an algorithm several to a task): a cluster runs them in parallel.
 """
 from __future__ import annotations
 
 import heapq
 import itertools
-import json
 import time
 from dataclasses import dataclass, field
 from types import SimpleNamespace
@@ -23,9 +22,11 @@ from ray.tune.experiment import Trial
 from ray.tune.schedulers import FIFOScheduler, TrialScheduler
 from ray.tune.search import Searcher
 
+from autohas.bench import open_benchmark
 from autohas.errors import AutohasError
+from autohas.layout import mark_finished
 from autohas.progress import SimulateProgress
-from autohas.records import RunLedger, prune_records
+from autohas.records import RunLedger, lines, prune_records, seal
 from autohas.runner import RunOutcome, RunSpec, build_scheduler, build_searcher, records_by_run, summarise, tabular_setup
 from autohas.schema import METRIC, MODE
 from autohas.trainables.tabular import tabular_results
@@ -63,6 +64,7 @@ class SimulatedRun:
     def __init__(self, spec: RunSpec):
         self.spec = spec
         self.setup = tabular_setup(spec)
+        self.bench = open_benchmark(self.setup.benchmark, self.setup.space)
         self.searcher = build_searcher(spec, mark_finished=False)
         self.searcher.set_search_properties(METRIC, MODE, {})
         self.scheduler = build_scheduler(spec) or FIFOScheduler()
@@ -70,6 +72,7 @@ class SimulatedRun:
         self.controller = _Controller(self.searcher, self)
         self.ledger = RunLedger(spec.time_budget)
         self.trials: list[SimTrial] = []
+        self.active: list[SimTrial] = []  # the trials not terminated yet (a few), in order of arrival
         self.records: list[dict] = []
         self.now = 0.0
         self.events: list[tuple[float, int, SimTrial, dict | None]] = []
@@ -79,10 +82,10 @@ class SimulatedRun:
 
     # -- trial life cycle -----------------------------------------------------------------
     def _running(self) -> list[SimTrial]:
-        return [t for t in self.trials if t.status == Trial.RUNNING]
+        return [t for t in self.active if t.status == Trial.RUNNING]
 
     def _add_trial(self) -> bool:
-        if self.search_finished or any(t.status == Trial.PENDING for t in self.trials):
+        if self.search_finished or any(t.status == Trial.PENDING for t in self.active):
             return False
         trial_id = f"{self.spec.algo}_{self.spec.seed}_{next(self._ids):05d}"
         config = self.searcher.suggest(trial_id)
@@ -93,12 +96,14 @@ class SimulatedRun:
             return False
         trial = SimTrial(trial_id=trial_id, config=config)
         self.trials.append(trial)
+        self.active.append(trial)
         self.scheduler.on_trial_add(self.controller, trial)
         return True
 
     def _start(self, trial: SimTrial) -> None:
         trial.status = Trial.RUNNING
-        trial.results = tabular_results(self.setup, trial.config, trial.trial_id, done=trial.done_epoch, paid=trial.cost)
+        trial.results = tabular_results(self.setup, trial.config, trial.trial_id, done=trial.done_epoch, paid=trial.cost,
+                                        bench=self.bench)
         self._next_event(trial)
 
     def _next_event(self, trial: SimTrial) -> None:
@@ -116,6 +121,8 @@ class SimulatedRun:
             self.searcher.on_trial_complete(trial.trial_id, result=trial.last_result)
             self.events = [e for e in self.events if e[2] is not trial]
             heapq.heapify(self.events)
+        if trial.status != Trial.TERMINATED:
+            self.active.remove(trial)
         trial.status = Trial.TERMINATED
 
     def _on_result(self, trial: SimTrial, result: dict | None) -> None:
@@ -158,7 +165,7 @@ class SimulatedRun:
             self._on_result(trial, result)
             if self.searcher.settle_past_budget and self.searcher.budget_over():
                 # the budget is settled: end the run, as SettledBudgetStopper ends a Tune run
-                for other in self.trials:
+                for other in list(self.active):
                     if other.status != Trial.TERMINATED:
                         self.stop(other)
                 break
@@ -172,11 +179,53 @@ def simulate_run(spec: RunSpec) -> tuple[list[dict], float]:
     return records, time.perf_counter() - start
 
 
+def simulate_runs(specs: list[RunSpec]) -> list[tuple[list[dict], str, float]]:
+    """Several runs one after another (one Ray task): per run its records, their lines as results.jsonl
+    holds them, and the wall seconds its simulation took. A run that fails names itself."""
+    done = []
+    for spec in specs:
+        try:
+            records, wall = simulate_run(spec)
+        except AutohasError as exc:  # e.g. an architecture the benchmark lacks
+            raise AutohasError(f"{spec.name}: {exc}") from None
+        done.append((records, lines(records), wall))
+    return done
+
+
+TASK_SECONDS = 0.25  # a task holds as many runs as take about this long (what Ray adds per task: ~1-3 ms)
+MOST_RUNS_PER_TASK = 64
+
+
+class _Batches:
+    """The runs still to simulate, handed out a task at a time: a task of one run while an algorithm's
+    pace is unknown, then as many of its runs as take about TASK_SECONDS."""
+
+    def __init__(self, specs: list[RunSpec]):
+        self.todo = list(reversed(specs))
+        self.walls: dict[str, list[float]] = {}
+
+    def learn(self, spec: RunSpec, wall: float) -> None:
+        self.walls.setdefault(spec.algo, []).append(wall)
+
+    def next(self) -> list[RunSpec]:
+        if not self.todo:
+            return []
+        algo = self.todo[-1].algo
+        walls = self.walls.get(algo)
+        size = 1 if not walls else int(min(MOST_RUNS_PER_TASK, max(1, TASK_SECONDS * len(walls) / max(sum(walls), 1e-9))))
+        batch = []
+        while self.todo and len(batch) < size and self.todo[-1].algo == algo:
+            batch.append(self.todo.pop())
+        return batch
+
+
 def simulate_experiment(specs: list[RunSpec], resume: bool = False) -> list[RunOutcome]:
     """Simulate every run not finished yet, as parallel Ray tasks; their outcomes in `specs` order.
 
-    Each run's records are appended to results.jsonl as soon as it finishes, then the
-    run is marked finished, so an interruption loses only the runs still in flight.
+    Each run's records are appended to results.jsonl as soon as its task returns, then the run is
+    marked finished, so an interruption loses only the runs still in flight. A task simulates one
+    or several runs of an algorithm (a fast run is a few milliseconds: a task each would be mostly
+    Ray's overhead), and only a few tasks per CPU are queued at a time.
     """
     import ray
 
@@ -184,29 +233,46 @@ def simulate_experiment(specs: list[RunSpec], resume: bool = False) -> list[RunO
     if todo:  # what unfinished runs left behind is simulated again
         again = {(s.algo, s.seed) for s in todo}
         prune_records(todo[0].results_path, lambda r: (r.get("algo"), r.get("seed")) in again)
-    task = ray.remote(num_cpus=1)(simulate_run)
-    futures = {task.remote(spec): spec for spec in todo}
+    task = ray.remote(num_cpus=1)(simulate_runs)
+    batches = _Batches(todo)
+    queued = 2 * max(1, int(ray.cluster_resources().get("CPU", 1))) if todo else 0
+    futures: dict = {}
+    outcomes: dict[tuple[str, int], RunOutcome] = {}
     progress = SimulateProgress(total=len(specs), done=len(specs) - len(todo)) if todo else None
     try:
-        while futures:
+        while True:
+            while len(futures) < queued:
+                batch = batches.next()
+                if not batch:
+                    break
+                futures[task.remote(batch)] = batch
+            if not futures:
+                break
             done, _ = ray.wait(list(futures), num_returns=1, timeout=1.0)  # a second at most: the heartbeat
             if not done:
                 progress.tick()
                 continue
-            spec = futures.pop(done[0])
+            batch = futures.pop(done[0])
             try:
-                records, wall = ray.get(done[0])
+                results = ray.get(done[0])
             except ray.exceptions.RayTaskError as exc:
-                if isinstance(exc.cause, AutohasError):  # e.g. an architecture the benchmark lacks
-                    raise AutohasError(f"{spec.name}: {exc.cause}") from None
+                if isinstance(exc.cause, AutohasError):
+                    raise AutohasError(str(exc.cause)) from None
                 raise
-            with open(spec.results_path, "a") as handle:
-                handle.writelines(json.dumps(r) + "\n" for r in records)
-            spec.record_run(mode="simulate", wall_seconds=wall)
-            spec.mark_finished(records)
-            progress.run_done(spec.name, records)
+            with open(batch[0].results_path, "a") as handle:
+                handle.writelines(text for _, text, _ in results)
+            for spec, (records, text, wall) in zip(batch, results):
+                batches.learn(spec, wall)
+                spec.record_run(mode="simulate", wall_seconds=wall)
+                mark_finished(spec.run_dir, seal(records, text))
+                outcomes[(spec.algo, spec.seed)] = summarise(spec, records=records)
+                progress.run_done(spec.name, records)
     finally:
         if progress is not None:
             progress.close()
-    runs = records_by_run(specs[0].results_path) if specs else {}
-    return [summarise(spec, records=runs.get((spec.algo, spec.seed), [])) for spec in specs]
+    if len(outcomes) < len(specs):  # runs finished before (--resume): their records are on disk
+        runs = records_by_run(specs[0].results_path)
+        for spec in specs:
+            if (spec.algo, spec.seed) not in outcomes:
+                outcomes[(spec.algo, spec.seed)] = summarise(spec, records=runs.get((spec.algo, spec.seed), []))
+    return [outcomes[(spec.algo, spec.seed)] for spec in specs]

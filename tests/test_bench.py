@@ -3,6 +3,7 @@ import bz2
 import pickle
 import statistics
 
+import numpy as np
 import pytest
 
 from autohas.bench import open_benchmark, resolve_benchmark_path
@@ -192,3 +193,52 @@ def test_table_errors(table_path, tmp_path):
     other.write_text("x")
     with pytest.raises(AutohasError, match="neither a .csv table"):
         open_benchmark(str(other), "nats-tss")
+
+
+def test_table_read_a_column_at_a_time_equals_row_by_row(table_path, tmp_path, monkeypatch):
+    """The fast reader (whole columns) fills exactly what the row-by-row reader fills, on the real
+    table and on one with shuffled rows and blank lines; a bad row still gets its line named."""
+    from autohas.bench.csv_table import CsvTableBenchmark
+    from autohas.spaces import get_space
+
+    space = get_space("nats-tss")
+    fast = CsvTableBenchmark(str(table_path), space)
+    header, *rows = table_path.read_text().splitlines()
+    shuffled = tmp_path / "shuffled.csv"
+    order = list(range(len(rows)))
+    import random
+
+    random.Random(0).shuffle(order)
+    shuffled.write_text(header + "\n" + "\n\n".join(rows[i] for i in order) + "\n")
+    mixed = CsvTableBenchmark(str(shuffled), space)
+    taken = []
+    monkeypatch.setattr(CsvTableBenchmark, "_load_columns", lambda self, header, rows: taken.append(1) or False)
+    slow = CsvTableBenchmark(str(table_path), space)
+    assert taken == [1] and fast._columns.keys() == slow._columns.keys() == mixed._columns.keys()
+    for key in fast._columns:
+        assert np.array_equal(fast._columns[key], slow._columns[key], equal_nan=True)
+        assert np.array_equal(fast._columns[key], mixed._columns[key], equal_nan=True)
+    assert fast._present.all() and slow._present.all() and mixed._present.all()
+    assert fast._row_of == slow._row_of == mixed._row_of and len(fast._row_of) == space.size
+    monkeypatch.undo()
+    # a value that is not a number, in the 4th row: the fast reader gives up, the row reader names the line
+    bad = tmp_path / "bad-value.csv"
+    cells = rows[3].split(",")
+    cells[header.split(",").index("cifar100.valid12")] = "n/a"
+    bad.write_text("\n".join([header, *rows[:3], ",".join(cells), *rows[4:]]) + "\n")
+    with pytest.raises(AutohasError, match=r"bad-value.csv:5: cifar100.valid12 is not a number"):
+        CsvTableBenchmark(str(bad), space)
+
+
+def test_table_lookups_by_string_equal_those_by_index(table_path):
+    """Rows are found by the official string without decoding it; a string written another way that
+    decodes to the same cell finds the same row, and one that does not decode is still refused."""
+    bench = open_benchmark(str(table_path), "nats-tss")
+    for index in (0, 11, 15624):
+        arch = bench.space.index_to_arch(index)
+        assert bench._row(arch) == index == bench.space.arch_to_index(arch)
+        assert bench._row("|" + arch + "|") == index  # extra bars: the same cell, found through decoding
+        assert bench.test_acc("|" + arch + "|", "cifar10") == bench.test_acc(arch, "cifar10")
+    with pytest.raises(AutohasError, match="not a nats-tss architecture"):
+        bench.test_acc("|none~0|+|none~0|", "cifar10")
+    assert bench.seeded is False  # one number per architecture: a seed picks nothing

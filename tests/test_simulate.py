@@ -5,8 +5,10 @@ import os
 import pytest
 
 from autohas import searchers
-from autohas.runner import RunSpec, execute
-from autohas.simulate import SimulatedRun, simulate_experiment, simulate_run
+from autohas.layout import read_seal
+from autohas.records import seal
+from autohas.runner import RunSpec, execute, summarise
+from autohas.simulate import SimulatedRun, _Batches, simulate_experiment, simulate_run
 
 
 def spec_for(tmp_path, algo, benchmark, budget, seed=0, dataset="cifar100", name="e", concurrency=1):
@@ -126,6 +128,10 @@ def test_simulate_experiment_writes_each_run_once_and_resumes(ray_session, table
     assert all(o.finished and o.trials > 5 for o in outcomes)
     first = records(specs[0].results_path)
     assert {(r["algo"], r["seed"]) for r in first} == {("random", 0), ("random", 1), ("rea", 0), ("rea", 1)}
+    # the outcomes (made from the records in memory) and seals are those the file gives
+    assert outcomes == [summarise(s) for s in specs]
+    for s in specs:
+        assert read_seal(s.run_dir) == seal([r for r in first if (r["algo"], r["seed"]) == (s.algo, s.seed)])
     # a run that was not marked finished is simulated again, its partial records replaced;
     # finished runs are not recomputed (their run.json, which adds up attempts' wall time, stays)
     def walls():
@@ -141,3 +147,24 @@ def test_simulate_experiment_writes_each_run_once_and_resumes(ray_session, table
         return sorted(json.dumps({k: v for k, v in r.items() if k != "wall_seconds"}) for r in recs)
 
     assert len(second) == len(first) and stable(second) == stable(first)
+
+
+def test_runs_are_batched_per_algorithm_by_their_pace(tmp_path):
+    """A task holds one run while an algorithm's pace is unknown, then about TASK_SECONDS of its runs
+    (never another algorithm's), in the experiment's order."""
+    from autohas import simulate
+
+    specs = [spec_for(tmp_path, algo, "t.csv", 100.0, seed=s) for algo, seeds in (("rea", 40), ("gp", 3)) for s in range(seeds)]
+    batches = _Batches(specs)
+    handed = [batches.next()]
+    assert [s.name for s in handed[0]] == ["rea-seed0"]
+    batches.learn(handed[0][0], simulate.TASK_SECONDS / 10)  # a tenth of a task's time: ten runs a task
+    handed += [batches.next(), batches.next(), batches.next()]
+    assert [len(b) for b in handed] == [1, 10, 10, 10]
+    batches.learn(handed[1][0], 1000.0)  # slower: fewer
+    assert [len(b) for b in (batches.next(), batches.next())] == [1, 1]
+    for _ in range(7):
+        handed.append(batches.next())
+    assert all(s.algo == "rea" for b in handed for s in b)
+    rest = [batches.next() for _ in range(4)]
+    assert [[s.name for s in b] for b in rest] == [["gp-seed0"], ["gp-seed1"], ["gp-seed2"], []]

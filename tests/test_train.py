@@ -89,3 +89,20 @@ def test_same_seed_same_training_other_arch_other_numbers(cache):
     a = [r["valid_acc"] for r, _ in train_results(setup_for(budget=2, tmp_cache=cache), config, "a")]
     b = [r["valid_acc"] for r, _ in train_results(setup_for(budget=2, tmp_cache=cache), config, "b")]
     assert a == b
+
+
+def test_given_splits_are_the_ones_trained_and_evaluated(cache):
+    """`train_results(splits=...)` (benchmarks/train_speed.py times the trainable on a subset): the
+    dataset's own splits give the numbers of a run that loads them; a valid split that is the test
+    split gives valid_acc == test_acc."""
+    from autohas.data import Splits, load_splits
+
+    setup, config = setup_for(budget=1, tmp_cache=cache), config_of("nats-sss", "8:8:8:8:8")
+    loaded = load_splits("digits", cache_dir=cache)
+    [(plain, _)] = train_results(setup, config, "a")
+    [(given, _)] = train_results(setup, config, "a", splits=loaded)
+    assert (given["valid_acc"], given["test_acc"]) == (plain["valid_acc"], plain["test_acc"])
+    swapped = Splits(spec=loaded.spec, train=loaded.train, valid=loaded.test, test=loaded.test)
+    [(result, _)] = train_results(setup, config, "a", splits=swapped)
+    assert result["valid_acc"] == result["test_acc"] == plain["test_acc"]
+    assert result["valid_acc"] != plain["valid_acc"]

@@ -15,13 +15,15 @@ import os
 import tempfile
 import time
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Callable, Iterator
 
 import numpy as np
 from ray import tune
 
 from autohas import schema
-from autohas.bench import open_benchmark, resolve_benchmark_path
+from autohas.bench import Benchmark, Cost, open_benchmark, resolve_benchmark_path
+from autohas.spaces import Space
 
 SEED_MODES = ("sample", "mean")
 
@@ -63,20 +65,43 @@ def _restored() -> tuple[int, float]:
     return int(state["epoch"]), float(state.get("paid", 0.0))
 
 
-def tabular_results(setup: TabularSetup, config: dict, trial_id: str, done: int = 0, paid: float = 0.0) -> Iterator[dict]:
+@lru_cache(maxsize=1 << 16)
+def _arch_of(space: Space, choices: tuple, kinds: tuple) -> str:
+    """The architecture of the decisions' `choices` (`kinds`, their types, keep 8 and 8.0 apart)."""
+    return space.config_to_arch({d.name: choice for d, choice in zip(space.decisions, choices)})
+
+
+def config_arch(space: Space, config: dict) -> str:
+    """`space.config_to_arch(config)`, remembered per process by the decisions' values and types."""
+    try:
+        choices = tuple([config[d.name] for d in space.decisions])
+        return _arch_of(space, choices, tuple(map(type, choices)))
+    except (KeyError, TypeError):  # a missing decision, an unhashable value: as config_to_arch says
+        return space.config_to_arch(config)
+
+
+@lru_cache(maxsize=1 << 16)
+def _candidate(bench: Benchmark, dataset: str, arch: str) -> tuple[int, float, Cost]:
+    """(official index, reported accuracy, cost) of an architecture: the same for every evaluation of it,
+    looked up once per process (a search asks for the same architectures again and again)."""
+    return bench.space.arch_to_index(arch), bench.test_acc(arch, dataset), bench.cost(arch, dataset)
+
+
+def tabular_results(setup: TabularSetup, config: dict, trial_id: str, done: int = 0, paid: float = 0.0,
+                    bench: Benchmark | None = None) -> Iterator[dict]:
     """The schema results of one trial after epoch `done`, having paid `paid` simulated seconds so far.
 
     The results after `done` are one new evaluation, charged from scratch on top of `paid`.
     Shared by the Ray trainable and the simulated-clock driver, so both report exactly the
-    same numbers.
+    same numbers. `bench`: the benchmark `setup` names, when the caller has it open.
     """
     start = time.perf_counter()
-    bench = open_benchmark(setup.benchmark, setup.space)
-    arch = bench.space.config_to_arch(config)
-    index = bench.space.arch_to_index(arch)
-    seed = None if setup.seed_mode == "mean" else benchmark_seed(setup.seed, index)
-    test_acc = bench.test_acc(arch, setup.dataset)
-    cost = bench.cost(arch, setup.dataset)
+    if bench is None:
+        bench = open_benchmark(setup.benchmark, setup.space)
+    arch = config_arch(bench.space, config)
+    index, test_acc, cost = _candidate(bench, setup.dataset, arch)
+    # which of the benchmark's runs this evaluation reads (only where it has several)
+    seed = None if setup.seed_mode == "mean" or not bench.seeded else benchmark_seed(setup.seed, index)
     for epoch in setup.report_epochs(bench):
         if epoch <= done:
             continue

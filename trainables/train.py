@@ -185,11 +185,12 @@ class Training:
 
 
 def train_results(
-    setup: TrainSetup, config: dict, trial_id: str, state: dict | None = None
+    setup: TrainSetup, config: dict, trial_id: str, state: dict | None = None, splits=None
 ) -> Iterator[tuple[dict, Training]]:
     """Train one configuration epoch by epoch up to the budget; yields (schema result, training).
 
-    With `state` (a checkpoint of this configuration) training continues after its epoch.
+    With `state` (a checkpoint of this configuration) training continues after its epoch. `splits`
+    (autohas.data.Splits): the data instead of `setup`'s dataset (benchmarks time it on a subset).
     """
     from autohas.models import count_flops, count_params
 
@@ -197,7 +198,7 @@ def train_results(
     space = get_space(setup.space)
     arch = space.config_to_arch(config)
     index = space.arch_to_index(arch)
-    training = Training(setup, arch, trial_seed(setup.seed, index))
+    training = Training(setup, arch, trial_seed(setup.seed, index), splits=splits)
     if state is not None:
         training.load(state)
     size = training.spec.image_size
@@ -240,12 +241,17 @@ def restore_state() -> dict | None:
         return torch.load(os.path.join(folder, CHECKPOINT_FILE), map_location="cpu", weights_only=False)
 
 
+def write_checkpoint(folder: str, state: dict) -> None:
+    """The checkpoint's file: `state` saved into `folder`."""
+    torch.save(state, os.path.join(folder, CHECKPOINT_FILE))
+
+
 def report_with_state(result: dict, state: dict) -> None:
     """Report one schema result to Tune together with a checkpoint holding `state`."""
     from ray import tune
 
     with tempfile.TemporaryDirectory() as folder:
-        torch.save(state, os.path.join(folder, CHECKPOINT_FILE))
+        write_checkpoint(folder, state)
         tune.report(result, checkpoint=tune.Checkpoint.from_directory(folder))
 
 

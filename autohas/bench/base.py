@@ -44,6 +44,7 @@ class Benchmark(ABC):
     signal: str  # human-readable: what the search signal is
     datasets: tuple[str, ...]
     test_fidelities: tuple[int, ...] = ()  # epochs whose only accuracy is a test accuracy: never a search signal
+    seeded: bool = True  # evaluate's `seed` picks one of several training runs (False: one run each, seed unused)
 
     @property
     @abstractmethod
