@@ -12,12 +12,14 @@ The first `num_initial` proposals are uniformly random. The kernel's hyperparame
 are re-estimated (maximum marginal likelihood, warm-started) every `refit_every` new
 observations and held fixed in between, which keeps a proposal at milliseconds.
 
-Speed without changing a proposal (tests/test_searcher_speedups.py): the pool is built on official
-indices (a per-process table of every architecture's neighbours for spaces up to
-PRECOMPUTED_UP_TO, no string round trips); between refits the posterior is computed directly with
-scikit-learn's kernel (`posterior`: the numbers its fit + predict give, without re-evaluating the
-marginal likelihood); and the linear algebra of these small matrices runs on one BLAS thread.
-The refits themselves (scikit-learn's L-BFGS over the kernel's hyperparameters) are most of what is left.
+Speed (tests/test_searcher_speedups.py): the pool is built on official indices (a per-process table
+of every architecture's neighbours for spaces up to PRECOMPUTED_UP_TO, no string round trips);
+between refits the posterior is computed directly with scikit-learn's kernel (`posterior`: the
+numbers its fit + predict give, bit for bit); the refits maximise `log_marginal_likelihood`, scikit-
+learn's likelihood and gradient up to rounding, computed ~3x faster; the linear algebra of these
+small matrices runs on one BLAS thread. The refits' rounding differences can move where L-BFGS stops
+(30 steps, before convergence), so runs follow scikit-learn's proposals only for a while; the outcome
+over 50 seeds is the same (benchmarks/REPORT.md, issue 20).
 """
 from __future__ import annotations
 
@@ -27,6 +29,7 @@ from functools import lru_cache
 import numpy as np
 from scipy.linalg import cho_solve, cholesky, solve_triangular
 from scipy.optimize import minimize
+from scipy.spatial.distance import pdist, squareform
 
 from autohas.spaces import Space
 from autohas.searchers.base import SpaceSearcher
@@ -109,6 +112,45 @@ def held_kernel(kernel):
     return held
 
 
+SQRT5 = np.sqrt(5.0)
+
+
+def log_marginal_likelihood(theta: np.ndarray, x: np.ndarray, y: np.ndarray,
+                            alpha: float = 1e-10) -> tuple[float, np.ndarray]:
+    """Log marginal likelihood of normalised targets `y` at `x`, and its gradient in `theta`, for this
+    searcher's kernel (constant * Matern-5/2 with one length scale per input + white noise; `theta` =
+    log of [constant, length scales..., noise], scikit-learn's order): the numbers of scikit-learn's
+    `GaussianProcessRegressor.log_marginal_likelihood(theta, eval_gradient=True)` up to rounding.
+
+    Why not scikit-learn's: it builds the n x n x d tensor of squared coordinate differences and
+    contracts it with an einsum, most of a gp run. Here each length scale's term of
+    0.5 * sum_ij W_ij dK_ij/dlog(l_k) is summed with matrix products instead: with z = x / l and
+    M = W * dK/d(squared distance) (symmetric), sum_ij M_ij (z_ik - z_jk)^2 = 2 (M 1)^T z_k^2 - 2 z_k^T M z_k
+    (z shifted by its first row first, against cancellation)."""
+    constant, length_scales, noise = np.exp(theta[0]), np.exp(theta[1:-1]), np.exp(theta[-1])
+    z = x / length_scales
+    s = SQRT5 * pdist(z, metric="euclidean")
+    decay = np.exp(-s)
+    matern = squareform((1.0 + s + s**2 / 3.0) * decay)
+    np.fill_diagonal(matern, 1.0)
+    k = constant * matern
+    k[np.diag_indices_from(k)] += noise + alpha
+    try:
+        lower = cholesky(k, lower=True, check_finite=False)
+    except np.linalg.LinAlgError:
+        return -np.inf, np.zeros_like(theta)
+    weights = cho_solve((lower, True), y, check_finite=False)
+    value = -0.5 * (y @ weights) - np.log(np.diag(lower)).sum() - len(y) / 2 * np.log(2 * np.pi)
+    inner = np.outer(weights, weights) - cho_solve((lower, True), np.eye(len(y)), check_finite=False)
+    gradient = np.empty_like(theta)
+    gradient[0] = 0.5 * constant * np.sum(inner * matern)  # dK/dlog(constant) = constant * matern
+    m = inner * squareform(constant * 5.0 / 3.0 * (1.0 + s) * decay)  # W * dK/d(squared scaled distance)
+    centred = z - z[0]  # distances do not move; a coordinate equal at every point adds an exact 0
+    gradient[1:-1] = m.sum(axis=1) @ (centred * centred) - np.einsum("ik,ik->k", m @ centred, centred)
+    gradient[-1] = 0.5 * noise * np.trace(inner)
+    return value, gradient
+
+
 def posterior(kernel, x: np.ndarray, y: np.ndarray, candidates: np.ndarray,
               alpha: float = 1e-10) -> tuple[np.ndarray, np.ndarray]:
     """Mean and standard deviation at `candidates` of the GP with exactly this kernel on (x, y), with
@@ -182,19 +224,28 @@ class GaussianProcessBandit(SpaceSearcher):
         return encode_features(self.space, [self.space.decode(self.space.index_to_arch(int(i))) for i in indices])
 
     def _refit(self, x: np.ndarray, y: np.ndarray) -> None:
-        """Re-estimate the kernel's hyperparameters (scikit-learn, warm-started from the last ones)."""
-        from sklearn.gaussian_process import GaussianProcessRegressor
+        """Re-estimate the kernel's hyperparameters by maximum marginal likelihood (L-BFGS warm-started
+        from the last ones), as scikit-learn's `GaussianProcessRegressor(normalize_y=True).fit` with
+        `_few_steps_lbfgs` does, with the likelihood of `log_marginal_likelihood`."""
+        from sklearn.base import clone
         from sklearn.gaussian_process.kernels import ConstantKernel, Matern, WhiteKernel
 
         if self.kernel is None:
             self.kernel = ConstantKernel(1.0, (1e-2, 1e2)) * Matern(
                 length_scale=np.ones(x.shape[1]), length_scale_bounds=(0.3, 1e2), nu=2.5
             ) + WhiteKernel(1e-2, (1e-6, 1e0))
-        gp = GaussianProcessRegressor(kernel=self.kernel, normalize_y=True, optimizer=_few_steps_lbfgs)
+        kernel = clone(self.kernel)
+        y_std = np.std(y) or 1.0
+        targets = (y - np.mean(y)) / y_std
+
+        def negated(theta):
+            value, gradient = log_marginal_likelihood(theta, x, targets)
+            return -value, -gradient
+
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # convergence notes of the kernel optimiser
-            gp.fit(x, y)
-        self.kernel, self.fitted_at, self.held = gp.kernel_, len(y), None
+            kernel.theta = _few_steps_lbfgs(negated, kernel.theta, kernel.bounds)[0]
+        self.kernel, self.fitted_at, self.held = kernel, len(y), None
 
     def propose(self) -> str:
         if len(self.observed) < self.num_initial:

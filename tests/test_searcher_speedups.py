@@ -2,8 +2,9 @@
 
 reinforce: numpy's REINFORCE update and Adam against torch's autograd and torch.optim.Adam, its
 initial logits against torch.randn, its proposals against the torch implementation it replaced.
-gp: the posterior against scikit-learn's GaussianProcessRegressor fit + predict, the neighbour
-table and the candidate pool against Space.neighbours and the list-based pool.
+gp: the posterior against scikit-learn's GaussianProcessRegressor fit + predict, the refits'
+likelihood and gradient against scikit-learn's, the neighbour table and the candidate pool against
+Space.neighbours and the list-based pool.
 bohb: hpbandster's random numbers from the searcher's own RandomState, as the global-state swap gave
 them, and numpy's global generator left alone.
 """
@@ -19,7 +20,8 @@ import torch
 from autohas import searchers
 from autohas.searchers.base import SpaceSearcher
 from autohas.searchers.bohb import SeededBOHB
-from autohas.searchers.gp_bandit import GaussianProcessBandit, _neighbour_indices, _tables, held_kernel, posterior
+from autohas.searchers.gp_bandit import (GaussianProcessBandit, _neighbour_indices, _tables, held_kernel,
+                                         log_marginal_likelihood, posterior)
 from autohas.searchers.reinforce import Reinforce, torch_randn
 from autohas.spaces import get_space
 from tests.test_searchers import drive, score_of
@@ -261,16 +263,47 @@ class RecordingGP(GaussianProcessBandit):
 
 
 @pytest.mark.parametrize("space_name", ["nats-tss", "nats-sss"])
+def test_gp_log_marginal_likelihood_is_scikit_learns(space_name):
+    """The refits' likelihood and its gradient, computed by matrix products instead of scikit-learn's
+    n x n x d tensor: the same numbers up to rounding, at random hyperparameters within the bounds."""
+    from sklearn.gaussian_process import GaussianProcessRegressor
+
+    space = get_space(space_name)
+    features = _tables(space)[0]
+    rng = np.random.default_rng(7)
+    for n in (12, 60, 150):
+        x = features[rng.choice(space.size, n, replace=False)]
+        y = rng.normal(70, 3, n)
+        kernel = _kernel(features.shape[1], n)
+        gp = GaussianProcessRegressor(kernel=kernel, normalize_y=True, optimizer=None)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            gp.fit(x, y)
+        low, high = kernel.bounds[:, 0], kernel.bounds[:, 1]
+        for theta in [kernel.theta] + [rng.uniform(low, high) for _ in range(3)]:
+            theirs = gp.log_marginal_likelihood(theta, eval_gradient=True)
+            mine = log_marginal_likelihood(theta, x, (y - y.mean()) / y.std())
+            assert mine[0] == pytest.approx(theirs[0], rel=1e-10)
+            np.testing.assert_allclose(mine[1], theirs[1], rtol=1e-7, atol=1e-9 * np.abs(theirs[1]).max())
+
+
+@pytest.mark.parametrize("space_name", ["nats-tss", "nats-sss"])
 def test_gp_proposes_what_scikit_learns_fit_and_predict_proposed(space_name):
+    """Same proposals as the scikit-learn version through its first two refits (5 and 15
+    observations). Later ones may differ: L-BFGS stops after 30 steps, short of the optimum, and the
+    gradient's last-bit differences move where (the hyperparameters differed by 8e-6 at the first
+    refit); what a refit changes is then pinned statistically in benchmarks/REPORT.md."""
     space = get_space(space_name)
     options = {"num_initial": 5, "refit_every": 10, "num_random": 200}
     mine, theirs = RecordingGP(space, seed=1, **options), SklearnGP(space, seed=1, **options)
     mine.predictions, theirs.predictions = [], []
-    archs = drive(mine, space, 40)
-    assert archs == drive(theirs, space, 40) and len(set(archs)) == 40
-    assert len(mine.predictions) == len(theirs.predictions) == 35  # 3 refits among them
-    for (mean, std), (their_mean, their_std) in zip(mine.predictions, theirs.predictions):  # the same numbers
-        assert np.array_equal(mean, their_mean) and np.array_equal(std, their_std)
+    archs = drive(mine, space, 25)
+    assert archs == drive(theirs, space, 25) and len(set(archs)) == 25
+    assert len(mine.predictions) == len(theirs.predictions) == 20
+    for step, ((mean, std), (their_mean, their_std)) in enumerate(zip(mine.predictions, theirs.predictions)):
+        tolerance = 1e-4 if step < 10 else 1e-3  # after the first refit; after the second (see above)
+        np.testing.assert_allclose(mean, their_mean, rtol=tolerance)
+        np.testing.assert_allclose(std, their_std, rtol=tolerance, atol=1e-9)
 
 
 # -- bohb ------------------------------------------------------------------------------------------
