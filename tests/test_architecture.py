@@ -18,7 +18,7 @@ PY = sys.executable
 PACKAGES = {"autohas": ROOT / "autohas", "autohas.searchers": ROOT / "searchers", "autohas.trainables": ROOT / "trainables"}
 # core <- algorithms <- driver: a module may import its own layer and the layers before it
 CORE = ("autohas.errors", "autohas.spaces", "autohas.bench", "autohas.models", "autohas.data", "autohas.schema",
-        "autohas.layout", "autohas.records", "autohas.storage")
+        "autohas.layout", "autohas.records", "autohas.storage", "autohas.latency", "autohas.pareto")
 ALGORITHMS = ("autohas.searchers", "autohas.trainables")
 
 
