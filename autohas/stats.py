@@ -27,8 +27,10 @@ WORSE = "worse than the best"
 
 def mean_ci(values: Sequence[float], level: float = LEVEL) -> tuple[float, float] | None:
     """Student-t confidence interval of the mean; None for fewer than two values (no spread to
-    estimate: the report prints "n/a" rather than a made-up ± 0)."""
-    from scipy import stats
+    estimate: the report prints "n/a" rather than a made-up ± 0). The t quantile comes from
+    scipy.special (what scipy.stats.t uses), which spares a one-searcher report scipy.stats'
+    import (~1.5 s of a 100-seed run's 10 s)."""
+    from scipy.special import stdtrit
 
     data = np.asarray(values, dtype=float)
     if data.size < 2:
@@ -37,20 +39,20 @@ def mean_ci(values: Sequence[float], level: float = LEVEL) -> tuple[float, float
     sem = float(data.std(ddof=1) / math.sqrt(data.size))
     if sem == 0.0:
         return mean, mean
-    low, high = stats.t.interval(level, data.size - 1, loc=mean, scale=sem)
+    low, high = (mean + sem * stdtrit(data.size - 1, q) for q in ((1 - level) / 2, (1 + level) / 2))
     return float(low), float(high)
 
 
 def ci_halfwidths(samples: np.ndarray, level: float = LEVEL) -> np.ndarray:
     """Per column of `samples` (runs x points, NaN where a run has no value yet): the half-width of
     the Student-t interval of the column's mean; NaN where fewer than two runs have a value."""
-    from scipy import stats
+    from scipy.special import stdtrit
 
     counts = np.sum(~np.isnan(samples), axis=0)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
         std = np.nanstd(samples, axis=0, ddof=1)
-        quantile = stats.t.ppf(0.5 + level / 2, np.maximum(counts - 1, 1))
+        quantile = stdtrit(np.maximum(counts - 1, 1), 0.5 + level / 2)
         width = quantile * std / np.sqrt(counts)
     return np.where(counts >= 2, width, np.nan)
 
