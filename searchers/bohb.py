@@ -22,6 +22,7 @@ import numpy as np
 from ray.tune.schedulers import HyperBandForBOHB
 from ray.tune.schedulers.hyperband import _Bracket
 from ray.tune.search.bohb import TuneBOHB
+from ray.tune.search.bohb.bohb_search import _BOHBJobWrapper
 
 from autohas.schema import METRIC, MODE
 from autohas.spaces import Space
@@ -68,10 +69,33 @@ class SeededBOHB(TuneBOHB):
     def on_trial_result(self, trial_id: str, result: dict) -> None:
         with self._own_numpy_random():
             super().on_trial_result(trial_id, result)
+        if "budget" in result.get("hyperband_info", {}):
+            self._budgets_told()[trial_id] = result["hyperband_info"]["budget"]
 
     def on_trial_complete(self, trial_id: str, result: dict | None = None, error: bool = False) -> None:
-        if trial_id in self.trial_to_params:  # TuneBOHB fails on a trial it already forgot
-            super().on_trial_complete(trial_id, result, error)
+        """Tell hpbandster the trial's last result, unless it saw it already, then forget the trial.
+
+        Tune (and the simulator, which copies it) skips `on_trial_result` for a result the scheduler
+        answers with STOP, which HyperBandForBOHB does at a bracket's last rung and to a trial culled
+        at its rung; TuneBOHB's own `on_trial_complete` drops that result, so hpbandster never saw a
+        full-budget evaluation (on the one-fidelity CSV table: no result at all, BOHB was random
+        search). hpbandster driven directly, as the NATS-Bench script does, registers every budget.
+        The budget is the result's epoch (Tune hands over the result without the scheduler's
+        `hyperband_info`); at a rung they are equal."""
+        if trial_id not in self.trial_to_params:  # TuneBOHB fails on a trial it already forgot
+            return
+        told = self._budgets_told().pop(trial_id, None)
+        if result is not None and not error and METRIC in result and result.get("epoch") not in (None, told):
+            job = _BOHBJobWrapper(self._metric_op * result[METRIC], result["epoch"], self.trial_to_params[trial_id])
+            with self._own_numpy_random():
+                self.bohber.new_result(job)
+        super().on_trial_complete(trial_id, result, error)
+
+    def _budgets_told(self) -> dict:
+        """trial id -> the budget of the last result hpbandster saw from it (kept in the saved state)."""
+        if not hasattr(self, "budgets_told"):  # a state saved before this existed
+            self.budgets_told = {}
+        return self.budgets_told
 
 
 class _FullScheduleBracket(_Bracket):

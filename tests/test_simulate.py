@@ -1,6 +1,7 @@
 """The simulated-clock driver against real Tune runs, and BOHB's multi-fidelity budgets."""
 import json
 import os
+from collections import Counter
 
 import pytest
 
@@ -9,6 +10,7 @@ from autohas.layout import read_seal
 from autohas.records import seal
 from autohas.runner import RunSpec, execute, summarise
 from autohas.simulate import SimulatedRun, _Batches, simulate_experiment, simulate_run
+from autohas.spaces import get_space
 
 
 def spec_for(tmp_path, algo, benchmark, budget, seed=0, dataset="cifar100", name="e", concurrency=1):
@@ -55,6 +57,45 @@ def test_bohb_multi_fidelity_in_both_modes(ray_session, official_everywhere, tmp
     assert final_epochs.count(1) >= 3
     execute(spec)
     assert keyed(records(spec.results_path)) == keyed(simulated)
+
+
+def _hpbandster(run):
+    searcher = run.searcher
+    while not hasattr(searcher, "bohber"):  # the limits wrapper around it
+        searcher = searcher.searcher
+    return searcher.bohber
+
+
+@pytest.mark.parametrize("which", ["table", "official"])
+def test_bohb_model_sees_every_rungs_result(request, monkeypatch, which, tmp_path):
+    """hpbandster receives each trial's result at every rung it reached, the last rung included (Tune
+    skips on_trial_result for a result HyperBandForBOHB answers with STOP: before the fix, on the
+    one-fidelity table, hpbandster saw nothing and BOHB was random search)."""
+    benchmark = request.getfixturevalue("table_path" if which == "table" else "official_everywhere")
+    run = SimulatedRun(spec_for(tmp_path, "bohb", benchmark, budget=3000.0 if which == "official" else 20000.0, seed=1))
+    bohber, told = _hpbandster(run), []
+    new_result = type(bohber).new_result
+
+    def spy(self, job, *args, **kwargs):  # on the class: the searcher's state is copied during a run
+        told.append((job.kwargs["budget"], get_space("nats-tss").config_to_arch(job.kwargs["config"]), -job.result["loss"]))
+        return new_result(self, job, *args, **kwargs)
+
+    monkeypatch.setattr(type(bohber), "new_result", spy)
+    recs = run.run()
+    bohber = _hpbandster(run)
+    # (official_everywhere's records name the real record's architecture, one of three: compare signals there)
+    key = (lambda t: (t[0], t[1], t[2])) if which == "table" else (lambda t: (t[0], t[2]))
+    last = {}
+    for r in recs:
+        last[r["trial_id"]] = r
+    finals = Counter(key((r["epoch"], r["arch"], r["valid_acc"])) for r in last.values())
+    seen = Counter(key(t) for t in told)
+    assert not finals - seen  # every trial's last result, whatever stopped it (a rung's STOP above all)
+    assert not seen - Counter(key((r["epoch"], r["arch"], r["valid_acc"])) for r in recs)  # nothing else
+    if which == "table":
+        assert len(told) == len(last) >= 50 and 12 in bohber.kde_models  # its model is fitted and sampled
+    else:
+        assert {t[0] for t in told} == {1, 4, 12} and len(told) > len(last)  # the lower rungs too
 
 
 def test_bohb_promotions_are_charged_from_scratch_and_the_incumbent_never_falls(official_everywhere, tmp_path):
