@@ -140,7 +140,9 @@ def write_protocol(folder: str, options: Options) -> None:
 
         bench = open_benchmark(options.benchmark, get_space(options.space).architecture_space)
         protocol.update(benchmark=bench.source, signal=bench.signal, clock="simulated", seed_mode=options.seed_mode)
-        protocol["optimum"] = optimum_of(bench, options.dataset)
+        protocol["optimum"] = optimum_of(bench, options.dataset, *_latencies(options))
+    if options.latency_table is not None:
+        protocol["latency"] = latency_protocol(options)
     from autohas import searchers
     from autohas.validate import evaluation_fidelities
 
@@ -170,17 +172,39 @@ def write_protocol(folder: str, options: Options) -> None:
         json.dump(protocol, handle, indent=1)
 
 
-def optimum_of(bench: Benchmark, dataset: str) -> dict | None:
+def _latencies(options: Options) -> tuple:
+    """(latency of every architecture, limit) of a hardware-aware experiment, else (None, None)."""
+    if options.latency_table is None:
+        return None, None
+    from autohas.latency import latencies
+    from autohas.spaces import get_space
+
+    return latencies(options.latency_table, options.device, get_space(options.space).name), options.latency_limit
+
+
+def latency_protocol(options: Options) -> dict:
+    """What the report says of a hardware-aware experiment: the table's file name (never a path of this
+    machine), the device, the limit and how many architectures meet it."""
+    values, limit = _latencies(options)
+    feasible = int((values <= limit).sum()) if limit is not None else len(values)
+    return {"table": os.path.basename(options.latency_table), "device": options.device, "limit_ms": limit,
+            "feasible": feasible, "architectures": len(values), "fastest_ms": float(values.min())}
+
+
+def optimum_of(bench: Benchmark, dataset: str, latency=None, limit: float | None = None) -> dict | None:
     """The best reported accuracy of any architecture on `dataset`, with its index and string (the
     report's optimum line and regret), where that is cheap: a CSV table holds every architecture in
     memory (about 0.2 s for 15,625); the official files would need every record read (minutes), so
-    there it stays unknown (None)."""
+    there it stays unknown (None). With `latency` (ms by official index) the optimum says its latency,
+    and with `limit` it is the best FEASIBLE architecture: the one a constrained search can find."""
     from autohas.bench.csv_table import CsvTableBenchmark
 
     if not isinstance(bench, CsvTableBenchmark) or dataset not in bench.datasets:
         return None
     best = None
     for index in range(bench.space.size):
+        if limit is not None and latency[index] > limit:
+            continue
         arch = bench.space.index_to_arch(index)
         try:
             value = bench.test_acc(arch, dataset)
@@ -188,6 +212,10 @@ def optimum_of(bench: Benchmark, dataset: str) -> dict | None:
             continue
         if value == value and (best is None or value > best["test_acc"]):  # the first of equals
             best = {"test_acc": value, "index": index, "arch": arch}
+    if best is not None and latency is not None:
+        best["latency_ms"] = float(latency[best["index"]])
+        if limit is not None:
+            best["limit_ms"] = limit
     return best
 
 

@@ -109,6 +109,17 @@ def read_latency(path: str | os.PathLike, device: str, space: Space) -> np.ndarr
     return _read_cache[key].copy()
 
 
+@lru_cache(maxsize=8)
+def latencies(path: str, device: str, space: str) -> np.ndarray:
+    """read_latency of the space named `space`, read-only and kept per process: what trials and the
+    constrained searcher index (thousands of lookups a run, without a copy each)."""
+    from autohas.spaces import get_space
+
+    values = read_latency(path, device, get_space(space))
+    values.setflags(write=False)
+    return values
+
+
 def validate_latency_table(path: str | os.PathLike, device: str, space: Space) -> None:
     """All of read_latency's checks (tens of milliseconds), for the CLI to run before Ray starts."""
     read_latency(path, device, space)
@@ -301,4 +312,5 @@ def fit_additive_model(space: Space, latencies: np.ndarray, indices: Sequence[in
                                 heldout_mape=mape, space=space)
 
 
-__all__ = ["AdditiveLatencyModel", "device_names", "fit_additive_model", "read_latency", "validate_latency_table"]
+__all__ = ["AdditiveLatencyModel", "device_names", "fit_additive_model", "latencies", "read_latency",
+           "validate_latency_table"]

@@ -76,6 +76,14 @@ OPTIONS: tuple[Option, ...] = (
            "(shared weights only; NATS-Bench's warm-up); default 0"),
     Option("flops_target", float, applies=(WEIGHT_SHARING,), fixed_on_resume=True, method_setting=True,
            help="tas: add TAS' cost loss toward this many MFLOPs (lambda 2, tolerance 5%%); default none, as NATS-Bench"),
+    Option("latency_table", fixed_on_resume=True,
+           help="hardware-aware search: a latency table (CSV: arch_index, arch_str, <device>_ms columns), e.g. "
+           "../shared/data/nats-tss/nats-tss-latency.csv; records then carry each architecture's latency_ms on --device"),
+    Option("device", fixed_on_resume=True,
+           help="with --latency-table: the device whose latency column is read, e.g. pixel3 (a column name without _ms)"),
+    Option("latency_limit", float, fixed_on_resume=True,
+           help="with --latency-table and --device: constrained search for the black-box searchers; an architecture "
+           "slower than this many ms is never evaluated (no trial, no cost) and the searcher is told it is infeasible"),
     Option("cpus_per_trial", float, fixed_on_resume=True,
            help="CPUs each trial reserves (default: the machine's, shared by --concurrency)"),
     Option("gpus_per_trial", float, default=0.0, fixed_on_resume=True,

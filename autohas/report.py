@@ -39,7 +39,7 @@ GRID_POINTS = 200
 FIRST_EVALUATIONS = 5  # the accuracy axis is zoomed to what the runs show after this many evaluations
 TOP_ARCHITECTURES = 3  # per method in the final-architectures table
 # protocol.json fields whose difference makes runs incomparable: they never share a section
-KEY_FIELDS = ("evaluate", "benchmark", "signal", "clock", "time_budget", "num_samples", "seed_mode", "scheduler")
+KEY_FIELDS = ("evaluate", "benchmark", "signal", "clock", "time_budget", "num_samples", "seed_mode", "scheduler", "latency")
 
 
 @dataclass
@@ -154,6 +154,10 @@ def _difference(keys: list[tuple], key: tuple) -> str:
                 parts.append(f"budget {value:.0f} s" if value else "no time budget")
             elif name == "num_samples":
                 parts.append(f"at most {value} trials" if value else "no trial limit")
+            elif name == "latency":
+                limit = (value or {}).get("limit_ms")
+                parts.append(f"latency on {value['device']} ({value['table']})" + (f" at most {limit:g} ms" if limit is not None else "")
+                             if value else "no latency table")
             else:
                 parts.append(f"{name.replace('_', ' ')} {value if value is not None else 'unstated'}")
     return "; ".join(parts)
@@ -351,22 +355,25 @@ def architecture_rows(group: Group, optimum: dict | None, order: Sequence[str]) 
         finals_of = [(r, f) for r, f in finals_of if f is not None]
         if not finals_of:
             continue
-        index_of = {}
+        index_of, latency_of = {}, {}
         for r, _ in finals_of:
             for record in r.records:
                 if record.get("arch_index") is not None:
                     index_of[record["arch"]] = record["arch_index"]
+                if record.get("latency_ms") is not None:
+                    latency_of[record["arch"]] = record["latency_ms"]
         counts = Counter(f["best_arch"] for _, f in finals_of)
         accuracy = {f["best_arch"]: f["best_test_acc"] for _, f in finals_of}
         ranked = sorted(counts.items(), key=lambda item: (-item[1], -accuracy[item[0]]))[:TOP_ARCHITECTURES]
         for arch, count in ranked:
             index = index_of.get(arch)
             rows.append({"algorithm": label, "arch index": "-" if index is None else str(index), "architecture": arch,
-                         "test acc (%)": _fmt(accuracy[arch]), "runs": f"{count} of {len(runs)}"})
+                         "test acc (%)": _fmt(accuracy[arch]), "runs": f"{count} of {len(runs)}",
+                         LATENCY_COLUMN: f"{latency_of[arch]:.3f}" if arch in latency_of else ""})
         if len(counts) > TOP_ARCHITECTURES:
             others = len(finals_of) - sum(c for _, c in ranked)
             rows.append({"algorithm": label, "arch index": "", "architecture": f"{len(counts) - TOP_ARCHITECTURES} other architecture(s)",
-                         "test acc (%)": "", "runs": f"{others} of {len(runs)}"})
+                         "test acc (%)": "", "runs": f"{others} of {len(runs)}", LATENCY_COLUMN: ""})
         if optimum:
             hit = sum(f["best_test_acc"] >= optimum["test_acc"] - 1e-9 for _, f in finals_of)
             found_lines.append(f"{label} {hit} of {len(runs)}")
@@ -374,6 +381,12 @@ def architecture_rows(group: Group, optimum: dict | None, order: Sequence[str]) 
 
 
 ARCH_COLUMNS = ("algorithm", "arch index", "architecture", "test acc (%)", "runs")
+LATENCY_COLUMN = "latency (ms)"  # with a latency table: each final architecture's latency on its device
+
+
+def arch_columns(rows: list[dict]) -> tuple[str, ...]:
+    """The final-architectures table's columns: the latency too where the records have it."""
+    return ARCH_COLUMNS + ((LATENCY_COLUMN,) if any(row.get(LATENCY_COLUMN) for row in rows) else ())
 
 
 def protocol_note(group: Group) -> list[str]:
@@ -399,11 +412,24 @@ def protocol_note(group: Group) -> list[str]:
     lines += [f"Searcher {algo}: {' / '.join(texts)}." for algo, texts in described.items()]
     if "scheduler" in p:
         lines.append(f"Scheduler: {p['scheduler'] or 'none (every trial runs its whole budget)'}.")
+    latency = p.get("latency")
+    if latency:
+        limit = latency.get("limit_ms")
+        lines.append(f"Latency: {latency['device']} from the table {latency['table']} (each record's latency_ms)"
+                     + (f"; constrained search, limit {limit:g} ms: {latency['feasible']:,} of the {latency['architectures']:,} "
+                        "architectures meet it; an architecture over the limit is never evaluated (no trial, no cost, "
+                        "never an incumbent), its searcher is told it is infeasible (the worst accuracy)." if limit is not None
+                        else "; no latency limit."))
     optimum = optimum_of(group)
     if optimum:
-        where = f" (index {optimum['index']}, {optimum['arch']})" if optimum.get("arch") else ""
-        lines.append(f"Optimum: {optimum['test_acc']:.2f} %{where}, the best reported accuracy of any architecture "
-                     "in the benchmark on this dataset (the dashed line; regret is measured from it).")
+        where = f" (index {optimum['index']}, {optimum['arch']}" if optimum.get("arch") else ""
+        if where and optimum.get("latency_ms") is not None:
+            where += f", {optimum['latency_ms']:.3f} ms"
+        where += ")" if where else ""
+        feasible = optimum.get("limit_ms") is not None
+        lines.append(f"Optimum: {optimum['test_acc']:.2f} %{where}, the best reported accuracy of any "
+                     + (f"feasible architecture (latency at most {optimum['limit_ms']:g} ms) " if feasible else "architecture ")
+                     + "in the benchmark on this dataset (the dashed line; regret is measured from it).")
     for text in dict.fromkeys(q["weight_sharing"] for q in group.protocols if q.get("weight_sharing")):
         lines.append(f"Weight sharing: {text}.")
     if any(q.get("weight_sharing") for q in group.protocols):
@@ -455,7 +481,8 @@ def plots(group: Group, out: str, name: str) -> list[tuple[str, str]]:
     title = f"{group.space} / {group.dataset}" + (f" ({group.differs})" if group.differs else "")
     optimum = optimum_of(group)
     value = optimum["test_acc"] if optimum else None
-    label = f"optimum {value:.2f} %" + (f" (index {optimum['index']})" if optimum.get("index") is not None else "") if optimum else ""
+    label = ("feasible " if optimum and optimum.get("limit_ms") is not None else "") + \
+        (f"optimum {value:.2f} %" + (f" (index {optimum['index']})" if optimum.get("index") is not None else "") if optimum else "")
     made = []
     report_plots.draw_incumbent(curves, times, os.path.join(out, f"{name}.png"), title + ": incumbent's test accuracy",
                                 xlabel, value, label, start, log_time)
@@ -593,9 +620,9 @@ def write_report(folders: Sequence[str], out: str | None = None) -> str:
             if found:
                 intro += (f" Runs that found the optimum (a final architecture with the optimum's {optimum['test_acc']:.2f} %): "
                           + ", ".join(found) + ".")
-            md += ["### Final architectures", "", intro, ""] + _md_table(ARCH_COLUMNS, arch_rows) + [""]
+            md += ["### Final architectures", "", intro, ""] + _md_table(arch_columns(arch_rows), arch_rows) + [""]
             page += ["<h3>Final architectures</h3>", f"<p class='note'>{html.escape(intro)}</p>",
-                     *_html_table(ARCH_COLUMNS, arch_rows, "arch")]
+                     *_html_table(arch_columns(arch_rows), arch_rows, "arch")]
         md += ["### Protocol", ""] + [line for note in protocol_note(group) for line in (note, "")]
         page += ["<h3>Protocol</h3>"] + [f"<p class='note'>{html.escape(line)}</p>" for line in protocol_note(group)]
     md_saliency, page_saliency = _saliency_section(folders, out)

@@ -53,6 +53,9 @@ class RunSpec:
     storage_uri: str | None = None  # remote storage (s3://...) holding the experiment; None: experiment_dir itself
     max_failures: int = 0  # times Tune retries a failed trial from its last checkpoint
     scheduler: str | None = None  # Tune's trial scheduler of a black-box run (asha, hyperband); None: FIFO (bohb: its own)
+    latency_table: str | None = None  # hardware-aware search: the latency table (resolved path); records carry latency_ms
+    device: str | None = None  # its device column
+    latency_limit: float | None = None  # constrained search: architectures slower than this (ms) are never evaluated
 
     @property
     def tune_experiment(self) -> str:
@@ -150,11 +153,14 @@ def tabular_setup(spec: RunSpec):
         algo=spec.algo,
         seed_mode=spec.seed_mode,
         evaluations=searchers.evaluation_ends(spec.algo, bench.epochs_up_to(budget), spec.scheduler),
+        latency_table=spec.latency_table,
+        device=spec.device,
     )
 
 
 def build_searcher(spec: RunSpec, mark_finished: bool = True, concurrency: int | None = None):
-    """The run's searcher inside the experiment's limits (the same object type in both modes).
+    """The run's searcher inside the experiment's limits (the same object type in both modes); with a
+    latency limit, the FeasibleSearcher between them (constrained search, searchers/feasible.py).
 
     With `mark_finished` the run is marked finished once the search is over.
     """
@@ -162,8 +168,14 @@ def build_searcher(spec: RunSpec, mark_finished: bool = True, concurrency: int |
     from autohas.spaces import get_space
     from autohas.searchers.limits import LimitedSearcher
 
+    searcher = searchers.create(spec.algo, get_space(spec.space), spec.seed)
+    if spec.latency_limit is not None:  # constrained search: over-limit proposals never reach the limits below
+        from autohas.searchers.feasible import FeasibleSearcher
+
+        searcher = FeasibleSearcher(searcher, spec.space, spec.latency_table, spec.device, spec.latency_limit,
+                                    last_epoch=evaluation_epochs(spec)[-1])
     return LimitedSearcher(
-        searchers.create(spec.algo, get_space(spec.space), spec.seed),
+        searcher,
         time_budget=spec.time_budget,
         max_trials=spec.num_samples,
         max_concurrent=None if searchers.pauses_trials(spec.algo, spec.scheduler) else (concurrency or spec.concurrency or 1),
@@ -187,6 +199,8 @@ def train_setup(spec: RunSpec, resources: dict):
         threads=max(1, int(resources["cpu"])),
         gpu=resources.get("gpu", 0) > 0,
         cache_dir=os.environ.get("AUTOHAS_DATA_CACHE"),  # else each worker's own default
+        latency_table=spec.latency_table,
+        device=spec.device,
     )
 
 

@@ -21,7 +21,7 @@ IDENTITY = ("algo", "space", "dataset", "seed", "trial_id")
 CANDIDATE = ("arch", "arch_index", "hparams")
 PROGRESS = ("epoch", "budget")
 METRICS = ("valid_acc", "test_acc")
-COST = ("trial_sim_seconds", "wall_seconds", "params", "flops")
+COST = ("trial_sim_seconds", "wall_seconds", "params", "flops", "latency_ms")  # latency_ms: with --latency-table
 TRIAL_KEYS = IDENTITY + CANDIDATE + PROGRESS + METRICS + COST
 RUN_KEYS = ("sim_seconds", "best_arch", "best_test_acc", "seq")  # seq: the record's number in its run, 0, 1, ...
 RECORD_KEYS = TRIAL_KEYS + RUN_KEYS
@@ -40,14 +40,15 @@ def trial_result(**fields: Any) -> dict:
     """What a trainable passes to `tune.report`: exactly TRIAL_KEYS (a clear error otherwise).
 
     Missing numbers are NaN rather than None so that Tune sees the same keys and types
-    in every report.
+    in every report. `latency_ms` may be left out (no latency table: NaN, null in the record).
     """
+    fields.setdefault("latency_ms", None)
     missing = set(TRIAL_KEYS) - set(fields)
     extra = set(fields) - set(TRIAL_KEYS)
     if missing or extra:
         raise ValueError(f"schema mismatch: missing {sorted(missing)}, unexpected {sorted(extra)}")
     result = {k: _plain(fields[k]) for k in TRIAL_KEYS}
-    for k in ("params", "flops", "arch_index"):
+    for k in ("params", "flops", "arch_index", "latency_ms"):
         if result[k] is None:
             result[k] = float("nan")
     result["hparams"] = dict(result["hparams"] or {})

@@ -106,6 +106,7 @@ def validate(options: Options) -> Options:
         places.add(WEIGHT_SHARING)
     refuse_where_not_applicable(options, places)
     _validate_weight_sharing(options)
+    _validate_latency(options)
     _validate_scheduler(options)
     if options.evaluate == "train":
         _validate_training(options)
@@ -174,6 +175,39 @@ def _validate_weight_sharing(options: Options) -> None:
         raise AutohasError("--search-epochs and --search-batches must be at least 1")
     if options.retrain_epochs is not None and options.retrain_epochs < 0:
         raise AutohasError("--retrain-epochs must be 0 (no re-training) or more")
+
+
+def _validate_latency(options: Options) -> None:
+    """Hardware-aware search: a latency table that covers the space, a device of it, a limit that some
+    architecture meets; all read here (tens of milliseconds), so a run never meets a bad table."""
+    if options.latency_table is None:
+        for name in ("device", "latency_limit"):
+            if getattr(options, name) is not None:
+                raise AutohasError(f"--{name.replace('_', '-')} needs --latency-table PATH (a CSV of latencies per "
+                                   "architecture: arch_index, arch_str, <device>_ms columns)")
+        return
+    from autohas.latency import device_names, read_latency
+    from autohas.spaces import get_space
+
+    if not os.path.exists(options.latency_table):
+        raise AutohasError(f"--latency-table {options.latency_table} does not exist")
+    options.latency_table = os.path.abspath(options.latency_table)
+    if options.device is None:
+        raise AutohasError(f"--latency-table needs --device NAME; choose from: {', '.join(sorted(device_names(options.latency_table)))}")
+    limit = options.latency_limit
+    methods = weight_sharing_algos(options)
+    if limit is not None and methods:
+        from autohas.searchers import ALGORITHMS
+
+        raise AutohasError(f"--latency-limit is not supported yet for weight-sharing methods ({', '.join(methods)}): "
+                           f"constrained search is for the black-box searchers ({', '.join(ALGORITHMS)})")
+    if limit is not None and not (math.isfinite(limit) and limit > 0):
+        raise AutohasError("--latency-limit must be a positive number of milliseconds")
+    space = get_space(options.space)
+    latency = read_latency(options.latency_table, options.device, space)
+    if limit is not None and float(latency.min()) > limit:
+        raise AutohasError(f"no {space.name} architecture runs within {limit:g} ms on {options.device} "
+                           f"(fastest: {float(latency.min()):.4g} ms)")
 
 
 def evaluation_fidelities(options: Options) -> list[int]:

@@ -108,7 +108,7 @@ def protocol(**changes) -> dict:
 def record(algo, seed, seq, trial, t, acc, arch="|a~0|", index=1, epoch=12, best=None):
     fields = dict(algo=algo, space="nats-tss", dataset="cifar100", seed=seed, trial_id=trial, arch=arch, arch_index=index,
                   hparams={}, epoch=epoch, budget=epoch, valid_acc=acc - 20, test_acc=acc, trial_sim_seconds=t,
-                  wall_seconds=0.01, params=None, flops=None, sim_seconds=t, best_arch=arch,
+                  wall_seconds=0.01, params=None, flops=None, latency_ms=None, sim_seconds=t, best_arch=arch,
                   best_test_acc=acc if best is None else best, seq=seq)
     assert set(fields) == set(RECORD_KEYS)
     return fields

@@ -23,6 +23,7 @@ from ray import tune
 
 from autohas import schema
 from autohas.bench import Benchmark, Cost, open_benchmark, resolve_benchmark_path
+from autohas.latency import latencies
 from autohas.spaces import Space
 
 SEED_MODES = ("sample", "mean")
@@ -41,6 +42,8 @@ class TabularSetup:
     seed_mode: str = "sample"  # "sample": one benchmark run per (seed, arch); "mean": average of runs
     checkpoint: bool = True
     evaluations: tuple[int, ...] | None = None  # epochs where an evaluation ends; None: the budget's alone
+    latency_table: str | None = None  # hardware-aware search: results carry latency_ms on `device` from this table
+    device: str | None = None
 
     def report_epochs(self, bench) -> list[int]:
         """The epochs this trial reports: where its evaluations end, up to the budget."""
@@ -102,6 +105,7 @@ def tabular_results(setup: TabularSetup, config: dict, trial_id: str, done: int 
     index, test_acc, cost = _candidate(bench, setup.dataset, arch)
     # which of the benchmark's runs this evaluation reads (only where it has several)
     seed = None if setup.seed_mode == "mean" or not bench.seeded else benchmark_seed(setup.seed, index)
+    latency = None if setup.latency_table is None else latencies(setup.latency_table, setup.device, bench.space.name)[index]
     for epoch in setup.report_epochs(bench):
         if epoch <= done:
             continue
@@ -118,6 +122,7 @@ def tabular_results(setup: TabularSetup, config: dict, trial_id: str, done: int 
             wall_seconds=time.perf_counter() - start,
             params=cost.params,
             flops=cost.flops,
+            latency_ms=latency,
         )
 
 

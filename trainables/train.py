@@ -29,6 +29,7 @@ import torch
 from torch import nn
 
 from autohas import schema
+from autohas.latency import latencies
 from autohas.spaces import get_space
 from autohas.trainables.device import cached_splits, prepare_trial
 
@@ -84,6 +85,8 @@ class TrainSetup:
     threads: int = 1  # CPU threads per trial
     gpu: bool = False  # train on the trial's GPU (Ray assigns it via CUDA_VISIBLE_DEVICES)
     cache_dir: str | None = None
+    latency_table: str | None = None  # hardware-aware search: results carry latency_ms on `device` from this table
+    device: str | None = None
 
 
 def trial_seed(run_seed: int, arch_index: int) -> int:
@@ -198,6 +201,7 @@ def train_results(
     space = get_space(setup.space)
     arch = space.config_to_arch(config)
     index = space.arch_to_index(arch)
+    latency = None if setup.latency_table is None else latencies(setup.latency_table, setup.device, setup.space)[index]
     training = Training(setup, arch, trial_seed(setup.seed, index), splits=splits)
     if state is not None:
         training.load(state)
@@ -225,6 +229,7 @@ def train_results(
             wall_seconds=training.wall,
             params=params,
             flops=flops,
+            latency_ms=latency,
             hparams=space.hyperparameters(arch),
         )
         yield result, training
