@@ -21,25 +21,23 @@ searcher keeps the table's path and device, and `autohas.latency.latencies` read
 """
 from __future__ import annotations
 
-import pickle
-
 from ray.tune.search import Searcher
 
 from autohas.errors import AutohasError
 from autohas.latency import latencies
+from autohas.searchers.wrapping import WrappingSearcher
 from autohas.spaces import get_space
 
 MAX_REJECTIONS = 10_000  # proposals over the limit in a row before the search gives up
 WORST_SIGNAL = 0.0  # the worst valid accuracy (%): what an infeasible proposal scores
 
 
-class FeasibleSearcher(Searcher):
+class FeasibleSearcher(WrappingSearcher):
     """`searcher` that only proposes architectures whose latency on `device` is at most `limit` ms."""
 
     def __init__(self, searcher: Searcher, space: str, latency_table: str, device: str, limit: float,
                  last_epoch: int, max_rejections: int = MAX_REJECTIONS):
-        super().__init__(metric=searcher.metric, mode=searcher.mode)
-        self.searcher = searcher  # Tune's SearchGenerator saves wrappers by this attribute name
+        super().__init__(searcher)
         self.space = space  # its name: the space object is rebuilt where needed
         self.latency_table = latency_table
         self.device = device
@@ -62,11 +60,6 @@ class FeasibleSearcher(Searcher):
                 "infeasible": True}
 
     # -- Tune's protocol -------------------------------------------------------------------
-    def set_search_properties(self, metric, mode, config, **spec) -> bool:
-        ok = self.searcher.set_search_properties(metric, mode, config, **spec)
-        self._metric, self._mode = self.searcher.metric, self.searcher.mode
-        return ok
-
     def suggest(self, trial_id: str):
         for attempt in range(self.max_rejections + 1):
             inner_id = trial_id if attempt == 0 else f"{trial_id}#{attempt}"
@@ -100,21 +93,3 @@ class FeasibleSearcher(Searcher):
     def on_unpause(self, trial_id: str) -> None:
         if hasattr(self.searcher, "on_unpause"):
             self.searcher.on_unpause(self._inner(trial_id))
-
-    # -- state -----------------------------------------------------------------------------
-    def get_state(self) -> dict:
-        """This wrapper's own state, without the inner searcher (saved separately) or the latencies."""
-        return {k: v for k, v in self.__dict__.items() if k != "searcher"}
-
-    def set_state(self, state: dict) -> None:
-        self.__dict__.update(state)
-
-    def save(self, checkpoint_path: str) -> None:
-        with open(checkpoint_path, "wb") as handle:
-            pickle.dump(self.get_state(), handle)
-        self.searcher.save(checkpoint_path + ".inner")
-
-    def restore(self, checkpoint_path: str) -> None:
-        with open(checkpoint_path, "rb") as handle:
-            self.set_state(pickle.load(handle))
-        self.searcher.restore(checkpoint_path + ".inner")

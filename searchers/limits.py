@@ -15,16 +15,16 @@ evaluation can be one of those two (the equivalent, without the 300 iterations).
 """
 from __future__ import annotations
 
-import pickle
 from typing import Callable
 
 from ray.tune.search import Searcher
 
 from autohas.records import budget_settled
 from autohas.schema import for_searcher
+from autohas.searchers.wrapping import WrappingSearcher
 
 
-class LimitedSearcher(Searcher):
+class LimitedSearcher(WrappingSearcher):
     def __init__(
         self,
         searcher: Searcher,
@@ -36,8 +36,7 @@ class LimitedSearcher(Searcher):
         max_errors_in_row: int = 3,
         settle_past_budget: bool = False,
     ):
-        super().__init__(metric=searcher.metric, mode=searcher.mode)
-        self.searcher = searcher
+        super().__init__(searcher)
         self.time_budget = time_budget
         self.max_trials = max_trials
         self.max_concurrent = None if max_concurrent is None else max(1, int(max_concurrent))
@@ -77,11 +76,6 @@ class LimitedSearcher(Searcher):
         """Say the search is over once nothing more will run: budget spent and no trial live."""
         if self.on_finished is not None and self.exhausted() and not self.failing and not self.live and not self.paused:
             self.on_finished()
-
-    def set_search_properties(self, metric, mode, config, **spec) -> bool:
-        ok = self.searcher.set_search_properties(metric, mode, config, **spec)
-        self._metric, self._mode = self.searcher.metric, self.searcher.mode
-        return ok
 
     def suggest(self, trial_id: str):
         if self.exhausted():
@@ -126,20 +120,3 @@ class LimitedSearcher(Searcher):
         self.live.add(trial_id)
         if hasattr(self.searcher, "on_unpause"):
             self.searcher.on_unpause(trial_id)
-
-    def get_state(self) -> dict:
-        """This wrapper's own state (Tune saves the wrapped searcher separately)."""
-        return {k: v for k, v in self.__dict__.items() if k != "searcher"}
-
-    def set_state(self, state: dict) -> None:
-        self.__dict__.update(state)
-
-    def save(self, checkpoint_path: str) -> None:
-        with open(checkpoint_path, "wb") as handle:
-            pickle.dump(self.get_state(), handle)
-        self.searcher.save(checkpoint_path + ".inner")
-
-    def restore(self, checkpoint_path: str) -> None:
-        with open(checkpoint_path, "rb") as handle:
-            self.set_state(pickle.load(handle))
-        self.searcher.restore(checkpoint_path + ".inner")
