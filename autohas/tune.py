@@ -11,8 +11,7 @@ import contextlib
 import os
 import signal
 import sys
-import threading
-from typing import Callable, Sequence
+from typing import Sequence
 
 from autohas.errors import AutohasError
 from autohas.layout import DRIVER_LOG, RESULTS_FILE
@@ -65,8 +64,6 @@ def _run(options: Options) -> int:
     _interrupt_on_sigterm()  # ray.init installs its own handler, which aborts the driver
     status = 0
     folder = None
-    completed = False
-    stopping = None
     stack = contextlib.ExitStack()
     try:
         # resources the cluster cannot give fail now, before the experiment folder exists
@@ -103,39 +100,26 @@ def _run(options: Options) -> int:
         if status == 0 and (len(outcomes) < len(specs) or not all(o.finished for o in outcomes)):
             print(f"interrupted: continue with the same command plus --resume ({store.describe(options.name)})", file=sys.stderr)
             return 130
-        completed = True
     finally:
         stack.close()
         if folder is not None:  # what was done is in the storage, also after an interruption
             store.push(options.name)
         if started:
+            # Not in a thread beside the report: Python code that frees a Ray object while Ray's core
+            # worker is shutting down ends the process with exit code 1 and no traceback (seen in CI).
             import ray
 
-            if completed:  # Ray's processes take a second or so to exit: the report is written meanwhile
-                stopping = _in_background(ray.shutdown)
-            else:
-                ray.shutdown()
+            ray.shutdown()
+    print(f"results: {store.describe(options.name, RESULTS_FILE)}")
     try:
-        print(f"results: {store.describe(options.name, RESULTS_FILE)}")
-        try:
-            report = write_report([folder])
-            store.push(options.name)
-            print(f"report: {store.describe(options.name, os.path.relpath(report, folder))}")
-        except AutohasError as exc:  # e.g. no result fit in the budget
-            print(f"report: not written ({exc})")
-        if store.remote:
-            print(f"local copy: {folder}")
-    finally:
-        if stopping is not None:  # Ray is down when the driver returns
-            stopping.join()
+        report = write_report([folder])
+        store.push(options.name)
+        print(f"report: {store.describe(options.name, os.path.relpath(report, folder))}")
+    except AutohasError as exc:  # e.g. no result fit in the budget
+        print(f"report: not written ({exc})")
+    if store.remote:
+        print(f"local copy: {folder}")
     return status
-
-
-def _in_background(work: Callable[[], None]) -> threading.Thread:
-    """Run `work` in a daemon thread; the thread (join it before relying on what it did)."""
-    thread = threading.Thread(target=work, name="autohas-background", daemon=True)
-    thread.start()
-    return thread
 
 
 @contextlib.contextmanager
