@@ -21,7 +21,7 @@ import math
 import time
 from dataclasses import dataclass, field
 from functools import lru_cache
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 import numpy as np
 import torch
@@ -211,7 +211,7 @@ class SupernetSearch:
         self.wall = 0.0
         self.derived: list[int] | None = None  # the architecture derived after the latest epoch
 
-    def latency_term(self):
+    def latency_term(self) -> Callable[[torch.Tensor], torch.Tensor] | None:
         """With a latency target: lambda * TAS' L_cost on the device's latency, a function of alpha (else None)."""
         s = self.setup
         if s.latency_target is None:
