@@ -158,6 +158,7 @@ def write_protocol(folder: str, options: Options) -> None:
         protocol["weight_sharing"] = describe_searches(
             methods, options.dataset, options.search_epochs, options.select, looked_up, options.retrain_epochs,
             options.space, settings.get("warmup_ratio") or 0.0, settings.get("flops_target"),
+            _latency_target(protocol.get("latency")),
         )
         from autohas.data import split_note
 
@@ -184,11 +185,26 @@ def _latencies(options: Options) -> tuple:
 
 def latency_protocol(options: Options) -> dict:
     """What the report says of a hardware-aware experiment: the table's file name (never a path of this
-    machine), the device, the limit and how many architectures meet it."""
+    machine), the device, the limit and how many architectures meet it; with a latency target, the
+    target and the R^2 of the additive model the weight-sharing searches differentiate."""
     values, limit = _latencies(options)
     feasible = int((values <= limit).sum()) if limit is not None else len(values)
-    return {"table": os.path.basename(options.latency_table), "device": options.device, "limit_ms": limit,
-            "feasible": feasible, "architectures": len(values), "fastest_ms": float(values.min())}
+    protocol = {"table": os.path.basename(options.latency_table), "device": options.device, "limit_ms": limit,
+                "feasible": feasible, "architectures": len(values), "fastest_ms": float(values.min())}
+    if options.latency_target is not None:  # weight sharing toward a latency: the additive model it differentiates
+        from autohas.latency import fit_additive_model
+        from autohas.spaces import get_space
+
+        model = fit_additive_model(get_space(options.space), values)
+        protocol.update(target_ms=options.latency_target, model_r2=model.r2, model_heldout_r2=model.heldout_r2)
+    return protocol
+
+
+def _latency_target(latency: dict | None) -> dict | None:
+    """What the weight-sharing protocol says of a latency target (None without one)."""
+    if not latency or latency.get("target_ms") is None:
+        return None
+    return {key: latency[key] for key in ("target_ms", "device", "table")} | {"r2": latency["model_r2"]}
 
 
 def optimum_of(bench: Benchmark, dataset: str, latency=None, limit: float | None = None) -> dict | None:

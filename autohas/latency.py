@@ -24,7 +24,7 @@ import csv
 import os
 from dataclasses import dataclass, field
 from functools import lru_cache
-from typing import Sequence
+from typing import Any, Sequence
 
 import numpy as np
 
@@ -253,16 +253,24 @@ class AdditiveLatencyModel:
         decisions = np.arange(len(self.space.decisions))
         return self.intercept + self.weights[decisions, codes].sum(axis=-1)
 
-    def expected(self, probabilities: np.ndarray) -> float:
+    def expected(self, probabilities: np.ndarray | Any) -> float | Any:
         """Expected latency (ms) when decision e independently takes choice o with probability
-        P[e, o] (a supernet's architecture distribution): intercept + (P * weights).sum()."""
-        p = np.asarray(probabilities, dtype=np.float64)
-        if p.shape != self.weights.shape:
-            raise AutohasError(f"latency model: probabilities of shape {p.shape}, expected {self.weights.shape} "
+        P[e, o] (a supernet's architecture distribution): intercept + (P * weights).sum().
+
+        One formula for both kinds of P: a numpy array gives a float; a torch tensor gives a tensor
+        of its dtype and device through which gradients flow (what a weight-sharing search's latency
+        loss differentiates), without this module importing torch."""
+        tensor = hasattr(probabilities, "detach")  # a torch tensor (duck-typed: torch stays unimported here)
+        p = probabilities if tensor else np.asarray(probabilities, dtype=np.float64)
+        values = p.detach().cpu().double().numpy() if tensor else p
+        if values.shape != self.weights.shape:
+            raise AutohasError(f"latency model: probabilities of shape {tuple(values.shape)}, expected {self.weights.shape} "
                                "(decisions x choices)")
-        if not np.isfinite(p).all() or (p < 0).any() or not np.allclose(p.sum(axis=1), 1.0, atol=1e-6):
+        if not np.isfinite(values).all() or (values < 0).any() or not np.allclose(values.sum(axis=1), 1.0, atol=1e-6):
             raise AutohasError("latency model: each decision's probabilities must be non-negative and sum to 1")
-        return float(self.intercept + (p * self.weights).sum())
+        weights = p.new_tensor(self.weights) if tensor else self.weights
+        total = self.intercept + (p * weights).sum()
+        return total if tensor else float(total)
 
 
 def fit_additive_model(space: Space, latencies: np.ndarray, indices: Sequence[int] | np.ndarray | None = None

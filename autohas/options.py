@@ -84,6 +84,10 @@ OPTIONS: tuple[Option, ...] = (
     Option("latency_limit", float, fixed_on_resume=True,
            help="with --latency-table and --device: constrained search for the black-box searchers; an architecture "
            "slower than this many ms is never evaluated (no trial, no cost) and the searcher is told it is infeasible"),
+    Option("latency_target", float, applies=(WEIGHT_SHARING,), fixed_on_resume=True,
+           help="with --latency-table and --device: weight sharing on nats-tss (darts-v1, darts-v2, gdas, setn, sanas-darts, "
+           "sanas-gdas, lease): add TAS' cost loss toward this many ms to the architecture update, the expected latency "
+           "from an additive per-op model fitted to the device's column (lambda 2, tolerance 5%%); default none"),
     Option("cpus_per_trial", float, fixed_on_resume=True,
            help="CPUs each trial reserves (default: the machine's, shared by --concurrency)"),
     Option("gpus_per_trial", float, default=0.0, fixed_on_resume=True,

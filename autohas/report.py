@@ -156,8 +156,9 @@ def _difference(keys: list[tuple], key: tuple) -> str:
                 parts.append(f"at most {value} trials" if value else "no trial limit")
             elif name == "latency":
                 limit = (value or {}).get("limit_ms")
+                target = (value or {}).get("target_ms")
                 parts.append(f"latency on {value['device']} ({value['table']})" + (f" at most {limit:g} ms" if limit is not None else "")
-                             if value else "no latency table")
+                             + (f" target {target:g} ms" if target is not None else "") if value else "no latency table")
             else:
                 parts.append(f"{name.replace('_', ' ')} {value if value is not None else 'unstated'}")
     return "; ".join(parts)
@@ -420,6 +421,11 @@ def protocol_note(group: Group) -> list[str]:
                         "architectures meet it; an architecture over the limit is never evaluated (no trial, no cost, "
                         "never an incumbent), its searcher is told it is infeasible (the worst accuracy)." if limit is not None
                         else "; no latency limit."))
+        if latency.get("target_ms") is not None:
+            lines.append(f"Latency target: the weight-sharing searches add TAS' cost loss toward {latency['target_ms']:g} ms on "
+                         f"{latency['device']} to their architecture update; the additive per-op latency model they "
+                         f"differentiate fits the table's column with R^2 {latency['model_r2']:.3f} "
+                         f"(held-out {latency['model_heldout_r2']:.3f}).")
     optimum = optimum_of(group)
     if optimum:
         where = f" (index {optimum['index']}, {optimum['arch']}" if optimum.get("arch") else ""

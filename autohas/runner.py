@@ -56,6 +56,7 @@ class RunSpec:
     latency_table: str | None = None  # hardware-aware search: the latency table (resolved path); records carry latency_ms
     device: str | None = None  # its device column
     latency_limit: float | None = None  # constrained search: architectures slower than this (ms) are never evaluated
+    latency_target: float | None = None  # weight sharing: TAS' cost loss toward this latency (ms) on `device`
 
     @property
     def tune_experiment(self) -> str:
@@ -475,6 +476,9 @@ def search_setup(spec: RunSpec, resources: dict):
         threads=max(1, int(resources["cpu"])),
         gpu=resources.get("gpu", 0) > 0,
         cache_dir=os.environ.get("AUTOHAS_DATA_CACHE"),
+        latency_table=spec.latency_table,
+        device=spec.device,
+        latency_target=spec.latency_target,
     )
 
 

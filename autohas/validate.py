@@ -181,7 +181,7 @@ def _validate_latency(options: Options) -> None:
     """Hardware-aware search: a latency table that covers the space, a device of it, a limit that some
     architecture meets; all read here (tens of milliseconds), so a run never meets a bad table."""
     if options.latency_table is None:
-        for name in ("device", "latency_limit"):
+        for name in ("device", "latency_limit", "latency_target"):
             if getattr(options, name) is not None:
                 raise AutohasError(f"--{name.replace('_', '-')} needs --latency-table PATH (a CSV of latencies per "
                                    "architecture: arch_index, arch_str, <device>_ms columns)")
@@ -203,11 +203,36 @@ def _validate_latency(options: Options) -> None:
                            f"constrained search is for the black-box searchers ({', '.join(ALGORITHMS)})")
     if limit is not None and not (math.isfinite(limit) and limit > 0):
         raise AutohasError("--latency-limit must be a positive number of milliseconds")
+    _validate_latency_target(options, methods)
     space = get_space(options.space)
     latency = read_latency(options.latency_table, options.device, space)
     if limit is not None and float(latency.min()) > limit:
         raise AutohasError(f"no {space.name} architecture runs within {limit:g} ms on {options.device} "
                            f"(fastest: {float(latency.min()):.4g} ms)")
+    target = options.latency_target
+    if target is not None and float(latency.min()) > target:
+        raise AutohasError(f"--latency-target {target:g} ms is below the fastest {space.name} architecture on "
+                           f"{options.device} ({float(latency.min()):.4g} ms)")
+
+
+def _validate_latency_target(options: Options, methods: list[str]) -> None:
+    """--latency-target: a positive number of ms, for weight-sharing methods with a differentiable
+    architecture distribution on nats-tss only (black-box searchers have --latency-limit)."""
+    target = options.latency_target
+    if target is None:
+        return
+    if not (math.isfinite(target) and target > 0):
+        raise AutohasError("--latency-target must be a positive number of milliseconds")
+    black_box = [a for a in options.algo if a not in methods]
+    if black_box:
+        raise AutohasError(f"--latency-target is a loss term of weight-sharing search; {', '.join(black_box)} "
+                           "search black-box: give them --latency-limit MS instead (in an experiment of their own)")
+    from autohas.trainables.weight_sharing import check_latency_target
+
+    try:
+        check_latency_target(methods, options.space)
+    except ValueError as exc:
+        raise AutohasError(str(exc)) from None
 
 
 def evaluation_fidelities(options: Options) -> list[int]:

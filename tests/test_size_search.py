@@ -318,7 +318,8 @@ def test_width_cost_tables_count_exactly_what_the_real_networks_count():
 
 @pytest.mark.parametrize("target_scale,direction", [(0.3, -1), (3.0, 1), (1.0, 0)])
 def test_tas_cost_loss_moves_expected_flops_toward_the_target(target_scale, direction):
-    from autohas.models.size_cost import WidthCost, cost_loss
+    from autohas.models.size_cost import WidthCost
+    from autohas.trainables.weight_sharing.methods.cost import cost_loss
 
     cost = WidthCost(10, 16)
     alpha = torch.randn(5, 8, generator=torch.Generator().manual_seed(3), requires_grad=True)

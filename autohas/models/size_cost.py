@@ -69,12 +69,3 @@ class WidthCost:
         one_hot[torch.arange(len(indices)), torch.tensor([int(i) for i in indices])] = 1.0
         return float(self.expected(one_hot))
 
-
-def cost_loss(cost: WidthCost, alpha: torch.Tensor, target: float, tolerance: float) -> torch.Tensor:
-    """TAS' L_cost (Eq. 3.15): log E_cost if the argmax configuration is over (1+t) R, -log E_cost
-    if under (1-t) R, else 0; R = `target` MFLOPs, t = `tolerance`."""
-    current = cost.of(alpha.detach().argmax(dim=-1).tolist())
-    if (1 - tolerance) * target <= current <= (1 + tolerance) * target:
-        return alpha.sum() * 0.0
-    expected = cost.expected(torch.softmax(alpha, dim=-1)).log().to(alpha.dtype)
-    return expected if current > (1 + tolerance) * target else -expected

@@ -21,7 +21,7 @@ import math
 import time
 from dataclasses import dataclass, field
 from functools import lru_cache
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 import numpy as np
 import torch
@@ -30,8 +30,9 @@ from autohas import schema
 from autohas.trainables.device import cached_splits, prepare_trial
 from autohas.trainables.train import report_with_state, restore_state
 from autohas.spaces import architecture_space_of
-from autohas.trainables.weight_sharing import HAS_METHODS, retrain_epochs_for
+from autohas.trainables.weight_sharing import HAS_METHODS, check_latency_target, retrain_epochs_for
 from autohas.trainables.weight_sharing.methods.base import MethodContext
+from autohas.trainables.weight_sharing.methods.cost import COST_TOLERANCE, COST_WEIGHT, cost_term, latency_cost
 from autohas.trainables.weight_sharing.recipe import SearchRecipe
 from autohas.trainables.weight_sharing.registry import METHODS
 from autohas.trainables.weight_sharing.selection import SELECTIONS
@@ -53,6 +54,11 @@ class SearchSetup:
     threads: int = 1
     gpu: bool = False
     cache_dir: str | None = None
+    latency_table: str | None = None  # hardware-aware search: results carry the derived cell's latency_ms on `device`
+    device: str | None = None
+    latency_target: float | None = None  # ms: TAS' cost loss toward it on the device's latency (`methods/cost.py`)
+    latency_weight: float = COST_WEIGHT  # its lambda (TAS': 2)
+    latency_tolerance: float = COST_TOLERANCE  # its t (TAS': 5 %)
 
     @property
     def selection(self) -> str:
@@ -76,6 +82,7 @@ def method_settings(algo: str, **options):
 def describe_searches(
     methods: list[str], dataset: str, epochs: int, select: str | None, looked_up: bool, retrain_epochs: int | None = None,
     space: str = "nats-tss", warmup_ratio: float = 0.0, flops_target: float | None = None,
+    latency_target: dict | None = None,
 ) -> str:
     """The protocol of weight-sharing runs, as the report states it."""
     from autohas.trainables.weight_sharing.methods.size import TasSettings
@@ -99,6 +106,14 @@ def describe_searches(
     warmup = f", the first {warmup_ratio:g} of them training the widest network alone" if warmup_ratio > 0 else ""
     if flops_target is not None:
         warmup += f", tas with TAS' cost loss toward {flops_target:g} MFLOPs (lambda {tas.cost_weight:g}, tolerance {tas.cost_tolerance:g})"
+    if latency_target is not None:
+        t = latency_target
+        warmup += (
+            f", with a latency target of {t['target_ms']:g} ms on {t['device']} (TAS' cost loss on latency, lambda "
+            f"{COST_WEIGHT:g}, tolerance {COST_TOLERANCE:g}, in alpha's update only: E_cost the expected latency of "
+            f"softmax(alpha) under the additive per-op model fitted to {t['table']}'s {t['device']} column, R^2 {t['r2']:.3f}; "
+            "F_cost the argmax cell's latency in the table)"
+        )
     return (
         f"{', '.join(methods)} search a {architecture_space_of(space)} supernet on {dataset} for {epochs} epochs{warmup} (batch {r.batch_size}, "
         f"SGD {r.lr} cosine to {r.lr_min}, BN on batch statistics without affine, alpha by Adam {r.arch_lr}); "
@@ -108,12 +123,15 @@ def describe_searches(
     )
 
 
-def check_method(algo: str, select: str | None, space: str | None = None) -> None:
-    """ValueError with a one-line reason when `algo` cannot search `space` or `select` cannot derive its architecture."""
+def check_method(algo: str, select: str | None, space: str | None = None, latency_target: bool = False) -> None:
+    """ValueError with a one-line reason when `algo` cannot search `space`, `select` cannot derive its
+    architecture, or (`latency_target`) it has no differentiable distribution for a latency target."""
     if algo not in METHODS:
         raise ValueError(f"unknown weight-sharing method {algo!r}; choose from: {', '.join(METHODS)}")
     if space is not None and architecture_space_of(space) != METHODS[algo].space:
         raise ValueError(f"{algo} searches {METHODS[algo].space}, not {space}")
+    if latency_target:
+        check_latency_target([algo], space or METHODS[algo].space)
     if select is None:
         return
     if select not in SELECTIONS:
@@ -148,7 +166,7 @@ class SupernetSearch:
     def __init__(self, setup: SearchSetup, splits=None) -> None:
         from autohas.data import Batches
 
-        check_method(setup.algo, setup.select, setup.space)
+        check_method(setup.algo, setup.select, setup.space, latency_target=setup.latency_target is not None)
         self.setup, self.recipe = setup, setup.recipe
         seed = setup.seed
         self.device, splits = prepare_trial(setup, seed, splits, load=cached_splits)
@@ -174,6 +192,7 @@ class SupernetSearch:
             fixed_validation_images=self.saliency_images,
             normalise=lambda images: self.valid.normalise(images),
             lr=r.lr,
+            arch_cost=self.latency_term(),
         )
         bs = r.batch_size
         self.train = Batches(splits.train, splits.spec, bs, self.device, augment=True, shuffle=True, seed=seed, drop_last=True)
@@ -191,6 +210,15 @@ class SupernetSearch:
         self.seconds = 0.0  # search seconds so far (steps, derivation, validation), over all attempts
         self.wall = 0.0
         self.derived: list[int] | None = None  # the architecture derived after the latest epoch
+
+    def latency_term(self) -> Callable[[torch.Tensor], torch.Tensor] | None:
+        """With a latency target: lambda * TAS' L_cost on the device's latency, a function of alpha (else None)."""
+        s = self.setup
+        if s.latency_target is None:
+            return None
+        if s.latency_table is None or s.device is None:
+            raise ValueError("a latency target needs a latency table and a device")
+        return cost_term(latency_cost(s.latency_table, s.device), s.latency_target, s.latency_weight, s.latency_tolerance)
 
     # what the method shares with the search lives in its context (a method sees only that)
     supernet = _in_context("supernet")
@@ -346,6 +374,11 @@ def search_results(setup: SearchSetup, trial_id: str, state: dict | None = None)
         from autohas.bench import open_benchmark
 
         bench = open_benchmark(setup.benchmark, architecture_space_of(setup.space))
+    table = None
+    if setup.latency_table is not None:
+        from autohas.latency import latencies
+
+        table = latencies(setup.latency_table, setup.device, space)
     while search.epoch < setup.recipe.epochs:
         began = time.perf_counter()
         search.search_epoch()
@@ -357,10 +390,12 @@ def search_results(setup: SearchSetup, trial_id: str, state: dict | None = None)
         params, flops = _size_of(space, arch, search.spec.num_classes, search.spec.image_size)
         search.wall += time.perf_counter() - since
         since = time.perf_counter()
+        index = get_space(space).arch_to_index(arch)
         result = schema.epoch_result(
-            setup, trial_id, arch, get_space(space).arch_to_index(arch), search.epoch,
+            setup, trial_id, arch, index, search.epoch,
             valid_acc=valid_acc, test_acc=test_acc, trial_sim_seconds=search.seconds,
             wall_seconds=search.wall, params=params, flops=flops, hparams=search.method.hparams(),
+            latency_ms=None if table is None else float(table[index]),
         )
         yield result, search.state()
     if setup.retrain_epochs > 0:
@@ -420,6 +455,7 @@ def retrain_results(setup: SearchSetup, trial_id: str, outcome: SearchOutcome, s
         space=space, dataset=setup.dataset, data_dir=setup.data_dir, budget=epochs, seed=setup.seed,
         algo=setup.algo, recipe=dataclasses.replace(recipe_for(setup.dataset, epochs), **outcome.training_hparams),
         threads=setup.threads, gpu=setup.gpu, cache_dir=setup.cache_dir,
+        latency_table=setup.latency_table, device=setup.device,
     )
     config = get_space(space).arch_to_config(outcome.arch)
     for result, training in train_results(train_setup, config, trial_id, state=state):

@@ -59,6 +59,8 @@ class MethodContext:
     normalise: Callable[[torch.Tensor], torch.Tensor]  # uint8 images -> the network's inputs
     epoch: int = 0  # search epochs done
     lr: float = 0.0  # this epoch's weight learning rate (the cosine per epoch)
+    arch_cost: Callable[[torch.Tensor], torch.Tensor] | None = None  # a term of alpha alone that every
+    # architecture update adds to its loss (a latency target's lambda * L_cost, `cost.py`); None: none
 
     @property
     def device(self) -> torch.device:
@@ -113,9 +115,16 @@ class Method:
         self._alpha_step(torch.autograd.grad(self.arch_loss(valid), self.context.alpha)[0])
 
     def _alpha_step(self, gradient: torch.Tensor) -> None:
-        optimizer = self.context.a_optimizer
+        """One step of alpha's optimiser with the gradient of the method's architecture loss. A context's
+        `arch_cost` depends on alpha alone, so the gradient of loss + cost is this one plus the cost's:
+        it is added here, once for every method (whatever way it computed its own, e.g. darts-v2's
+        unrolled one), and only to the architecture update (as TAS' cost loss)."""
+        context = self.context
+        if context.arch_cost is not None:
+            gradient = gradient + torch.autograd.grad(context.arch_cost(context.alpha), context.alpha)[0]
+        optimizer = context.a_optimizer
         optimizer.zero_grad(set_to_none=True)
-        self.context.alpha.grad = gradient
+        context.alpha.grad = gradient
         optimizer.step()
 
     def weight_step(self, train: Batch) -> float:

@@ -22,7 +22,7 @@ the rewards including the current one (updated in the warm-up too); warm-up (`wa
 r of T epochs): while r > e / T the architecture is frozen and each module of each forward
 (weight and validation batch) takes the widest width with probability 1 - e / (T r), else a
 uniformly random one. No FLOPs term unless `flops_target` is set (TAS' optional cost loss,
-L_val + lambda L_cost, tolerance t, Eq. 3.14-3.15, E_cost exact by `size_cost.py`). The
+L_val + lambda L_cost, tolerance t, Eq. 3.14-3.15, `cost.py`'s `cost_loss`; E_cost exact by `size_cost.py`). The
 derived architecture is the argmax width per layer (the `alpha` selection).
 """
 from __future__ import annotations
@@ -35,6 +35,7 @@ import torch.nn.functional as F
 from torch.distributions import Categorical
 
 from autohas.trainables.weight_sharing.methods.base import Batch, Method, MethodContext
+from autohas.trainables.weight_sharing.methods.cost import COST_TOLERANCE, COST_WEIGHT, cost_loss
 from autohas.trainables.weight_sharing.methods.draws import gdas_tau
 from autohas.trainables.weight_sharing.methods.gdas import GdasSettings
 
@@ -101,8 +102,8 @@ class TasSettings(SizeSettings):
     """TAS' optional cost loss (Eq. 3.14-3.15); no target: none, as NATS-Bench ran it."""
 
     flops_target: float | None = None  # R, the target MFLOPs
-    cost_weight: float = 2.0  # lambda_cost
-    cost_tolerance: float = 0.05  # t
+    cost_weight: float = COST_WEIGHT  # lambda_cost
+    cost_tolerance: float = COST_TOLERANCE  # t
 
 
 @dataclass(frozen=True)
@@ -191,8 +192,6 @@ class Tas(SizeMethod):
         loss = super().arch_loss(valid)
         if self.cost is None:
             return loss
-        from autohas.models.size_cost import cost_loss
-
         s = self.settings
         return loss + s.cost_weight * cost_loss(self.cost, self.context.alpha, s.flops_target, s.cost_tolerance)
 
