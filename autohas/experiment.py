@@ -15,6 +15,7 @@ from dataclasses import fields
 from typing import TYPE_CHECKING, Iterator
 
 from autohas.errors import AutohasError
+from autohas.latency import LOCAL_DEVICES
 from autohas.layout import EXPERIMENT_FILE, PROTOCOL_FILE, RESULTS_FILE
 from autohas.options import Options, declared, fixed_on_resume, method_options, read_yaml, saved_options
 from autohas.validate import searches_black_box, weight_sharing_algos
@@ -143,6 +144,8 @@ def write_protocol(folder: str, options: Options) -> None:
         protocol["optimum"] = optimum_of(bench, options.dataset, *_latencies(options))
     if options.latency_table is not None:
         protocol["latency"] = latency_protocol(options)
+    elif options.device in LOCAL_DEVICES:
+        protocol["latency"] = measured_latency_protocol(options.device, options.latency_batch, measuring_machines(folder))
     from autohas import searchers
     from autohas.validate import evaluation_fidelities
 
@@ -205,6 +208,42 @@ def _latency_target(latency: dict | None) -> dict | None:
     if not latency or latency.get("target_ms") is None:
         return None
     return {key: latency[key] for key in ("target_ms", "device", "table")} | {"r2": latency["model_r2"]}
+
+
+def measured_latency_protocol(device: str, batch: int, machines: list[str]) -> dict:
+    """What the report says of measured latencies (--device local-*): how they were measured and on which
+    machines (those of the measurements kept so far; none before the first trial)."""
+    from autohas.models.latency_measure import REPEATS, WARMUP
+
+    where = "; ".join(machines) if machines else "the machine of each trial"
+    return {"table": None, "device": device, "limit_ms": None, "batch": batch, "warmup": WARMUP, "repeats": REPEATS,
+            "machines": machines,
+            "measured": f"measured on {device} ({where}), batch {batch}, median of {REPEATS} after {WARMUP} warm-up "
+                        "forwards, before training"}
+
+
+def measuring_machines(folder: str) -> list[str]:
+    """The machines (CPU model and torch threads, or GPU) whose measurements the experiment keeps."""
+    from autohas.layout import measured_latencies
+
+    return list(dict.fromkeys(str(e.get("machine")) for e in measured_latencies(folder) if e.get("machine")))
+
+
+def note_measuring_machines(folder: str) -> None:
+    """After the runs: protocol.json names the machines that measured the latencies (trials may run on
+    other machines than the driver, so only their measurements can say)."""
+    path = os.path.join(folder, PROTOCOL_FILE)
+    try:
+        with open(path) as handle:
+            protocol = json.load(handle)
+    except (OSError, ValueError):
+        return
+    latency = protocol.get("latency")
+    if not latency or "measured" not in latency:
+        return
+    protocol["latency"] = measured_latency_protocol(latency["device"], latency["batch"], measuring_machines(folder))
+    with open(path, "w") as handle:
+        json.dump(protocol, handle, indent=1)
 
 
 def optimum_of(bench: Benchmark, dataset: str, latency=None, limit: float | None = None) -> dict | None:

@@ -33,6 +33,9 @@ from autohas.spaces.base import Space
 
 SUFFIX = "_ms"
 KEY_COLUMNS = ("arch_index", "arch_str")
+# --device names that measure the trained network on the trial's own machine instead of reading a table
+# (train mode; autohas/models/latency_measure.py, trainables/measured_latency.py)
+LOCAL_DEVICES = ("local-cpu", "local-gpu")
 CV_FOLDS = 5
 CV_SEED = 0  # the fixed permutation of the held-out folds
 _CACHE_ENTRIES = 32

@@ -8,6 +8,8 @@
                                           saliency.npz (SANAS / LeaSE maps, as arrays)
                      weight-sharing/      the one Tune experiment of the weight-sharing runs
                      saliency/            the report's drawings of those maps (<algo>-seed<S>.png)
+                     latency/             measured latencies (--device local-*), one JSON file per
+                                          architecture, device and batch: trials reuse them
 
 Core and Ray-free: searchers, trainables, the runner and the report all name files through here.
 """
@@ -25,6 +27,7 @@ FINISHED_MARKER = "search-finished"
 WEIGHT_SHARING_DIR = "weight-sharing"
 SALIENCY_DIR = "saliency"
 SALIENCY_ARRAYS = "saliency.npz"
+LATENCY_DIR = "latency"
 
 
 
@@ -98,3 +101,55 @@ def saliency_arrays(experiment_dir: str, algo: str, seed: int) -> str:
 def saliency_figure(experiment_dir: str, run: str) -> str:
     """Where the report draws the saliency maps of run folder `run`."""
     return os.path.join(experiment_dir, SALIENCY_DIR, run + ".png")
+
+
+def measured_latency_file(experiment_dir: str, space: str, arch_index: int, device: str, batch: int) -> str:
+    """Where the measured latency of architecture `arch_index` of `space` on `device` at `batch` is kept:
+    one file per key, so that concurrent trials never write the same file unless they measure the same."""
+    return os.path.join(experiment_dir, LATENCY_DIR, f"{space}-{arch_index}-{device}-batch{batch}.json")
+
+
+def read_measured_latency(path: str, key: dict) -> dict | None:
+    """The measurement kept at `path` if it is one of `key` (every item equal), else None (absent,
+    unreadable, or measured for something else: measured again)."""
+    try:
+        with open(path) as handle:
+            entry = json.load(handle)
+    except (OSError, ValueError):
+        return None
+    if not isinstance(entry, dict) or any(entry.get(k) != v for k, v in key.items()):
+        return None
+    latency = entry.get("latency_ms")
+    return entry if isinstance(latency, (int, float)) and latency > 0 else None
+
+
+def write_measured_latency(path: str, entry: dict) -> None:
+    """Keep a measurement: written to a temporary file of its own and renamed over `path` (atomic), so a
+    reader never sees half a file, whichever of two trials measuring the same architecture finishes last."""
+    import tempfile
+
+    folder = os.path.dirname(path)
+    os.makedirs(folder, exist_ok=True)
+    handle, temporary = tempfile.mkstemp(dir=folder, prefix=".", suffix=".tmp")
+    try:
+        with os.fdopen(handle, "w") as out:
+            json.dump(entry, out)
+        os.replace(temporary, path)
+    except BaseException:
+        if os.path.exists(temporary):
+            os.remove(temporary)
+        raise
+
+
+def measured_latencies(experiment_dir: str) -> list[dict]:
+    """Every measurement kept in the experiment (for the protocol: which machines measured)."""
+    folder = os.path.join(experiment_dir, LATENCY_DIR)
+    if not os.path.isdir(folder):
+        return []
+    entries = []
+    for name in sorted(os.listdir(folder)):
+        if name.endswith(".json"):
+            entry = read_measured_latency(os.path.join(folder, name), {})
+            if entry is not None:
+                entries.append(entry)
+    return entries

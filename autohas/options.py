@@ -80,7 +80,11 @@ OPTIONS: tuple[Option, ...] = (
            help="hardware-aware search: a latency table (CSV: arch_index, arch_str, <device>_ms columns), e.g. "
            "../shared/data/nats-tss/nats-tss-latency.csv; records then carry each architecture's latency_ms on --device"),
     Option("device", fixed_on_resume=True,
-           help="with --latency-table: the device whose latency column is read, e.g. pixel3 (a column name without _ms)"),
+           help="with --latency-table: the device whose latency column is read, e.g. pixel3 (a column name without _ms); "
+           "without it, in train mode: local-cpu or local-gpu measures each trained network's inference latency on the "
+           "trial's machine (warm-up, then the median of timed forwards), kept per architecture in the experiment"),
+    Option("latency_batch", int, applies=(TRAIN,), fixed_on_resume=True,
+           help="with --device local-cpu / local-gpu: the inputs of each timed forward (default 1)"),
     Option("latency_limit", float, fixed_on_resume=True,
            help="with --latency-table and --device: constrained search for the black-box searchers; an architecture "
            "slower than this many ms is never evaluated (no trial, no cost) and the searcher is told it is infeasible"),

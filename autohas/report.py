@@ -157,8 +157,9 @@ def _difference(keys: list[tuple], key: tuple) -> str:
             elif name == "latency":
                 limit = (value or {}).get("limit_ms")
                 target = (value or {}).get("target_ms")
-                parts.append(f"latency on {value['device']} ({value['table']})" + (f" at most {limit:g} ms" if limit is not None else "")
-                             + (f" target {target:g} ms" if target is not None else "") if value else "no latency table")
+                parts.append("no latency table" if not value else value["measured"] if value.get("measured")
+                             else f"latency on {value['device']} ({value['table']})" + (f" at most {limit:g} ms" if limit is not None else "")
+                             + (f" target {target:g} ms" if target is not None else ""))
             else:
                 parts.append(f"{name.replace('_', ' ')} {value if value is not None else 'unstated'}")
     return "; ".join(parts)
@@ -414,7 +415,10 @@ def protocol_note(group: Group) -> list[str]:
     if "scheduler" in p:
         lines.append(f"Scheduler: {p['scheduler'] or 'none (every trial runs its whole budget)'}.")
     latency = p.get("latency")
-    if latency:
+    if latency and latency.get("measured"):
+        lines.append(f"Latency: {latency['measured']} (each record's latency_ms: one measurement per architecture, "
+                     "kept in the experiment and reused by later trials of it).")
+    elif latency:
         limit = latency.get("limit_ms")
         lines.append(f"Latency: {latency['device']} from the table {latency['table']} (each record's latency_ms)"
                      + (f"; constrained search, limit {limit:g} ms: {latency['feasible']:,} of the {latency['architectures']:,} "

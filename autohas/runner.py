@@ -14,6 +14,7 @@ from typing import Callable
 
 from autohas import layout, storage
 from autohas.errors import AutohasError
+from autohas.latency import LOCAL_DEVICES
 from autohas.layout import RESULTS_FILE, WEIGHT_SHARING_DIR
 from autohas.records import prune_records, read_records, rewrite, scan, seal
 from autohas.results import ResultWriter, SettledBudgetStopper
@@ -54,7 +55,8 @@ class RunSpec:
     max_failures: int = 0  # times Tune retries a failed trial from its last checkpoint
     scheduler: str | None = None  # Tune's trial scheduler of a black-box run (asha, hyperband); None: FIFO (bohb: its own)
     latency_table: str | None = None  # hardware-aware search: the latency table (resolved path); records carry latency_ms
-    device: str | None = None  # its device column
+    device: str | None = None  # its device column, or local-cpu / local-gpu: measured in each train trial
+    latency_batch: int | None = None  # local-*: inputs per timed forward (None: 1)
     latency_limit: float | None = None  # constrained search: architectures slower than this (ms) are never evaluated
     latency_target: float | None = None  # weight sharing: TAS' cost loss toward this latency (ms) on `device`
 
@@ -202,6 +204,9 @@ def train_setup(spec: RunSpec, resources: dict):
         cache_dir=os.environ.get("AUTOHAS_DATA_CACHE"),  # else each worker's own default
         latency_table=spec.latency_table,
         device=spec.device,
+        latency_batch=spec.latency_batch or 1,
+        # measurements are kept in the experiment folder, which with remote storage no trial shares
+        latency_cache=spec.experiment_dir if spec.device in LOCAL_DEVICES and spec.storage_uri is None else None,
     )
 
 

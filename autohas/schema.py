@@ -21,7 +21,7 @@ IDENTITY = ("algo", "space", "dataset", "seed", "trial_id")
 CANDIDATE = ("arch", "arch_index", "hparams")
 PROGRESS = ("epoch", "budget")
 METRICS = ("valid_acc", "test_acc")
-COST = ("trial_sim_seconds", "wall_seconds", "params", "flops", "latency_ms")  # latency_ms: with --latency-table
+COST = ("trial_sim_seconds", "wall_seconds", "params", "flops", "latency_ms")  # latency_ms: with --latency-table, or measured (--device local-*)
 TRIAL_KEYS = IDENTITY + CANDIDATE + PROGRESS + METRICS + COST
 RUN_KEYS = ("sim_seconds", "best_arch", "best_test_acc", "seq")  # seq: the record's number in its run, 0, 1, ...
 RECORD_KEYS = TRIAL_KEYS + RUN_KEYS
@@ -40,7 +40,7 @@ def trial_result(**fields: Any) -> dict:
     """What a trainable passes to `tune.report`: exactly TRIAL_KEYS (a clear error otherwise).
 
     Missing numbers are NaN rather than None so that Tune sees the same keys and types
-    in every report. `latency_ms` may be left out (no latency table: NaN, null in the record).
+    in every report. `latency_ms` may be left out (no latency table or measurement: NaN, null in the record).
     """
     fields.setdefault("latency_ms", None)
     missing = set(TRIAL_KEYS) - set(fields)

@@ -51,7 +51,7 @@ def run(options: Options) -> int:
 
 
 def _run(options: Options) -> int:
-    from autohas.experiment import check_experiment, create_experiment, run_specs, start_ray
+    from autohas.experiment import check_experiment, create_experiment, note_measuring_machines, run_specs, start_ray
     from autohas.storage import open_storage
 
     store = open_storage(options.storage)
@@ -112,6 +112,7 @@ def _run(options: Options) -> int:
             ray.shutdown()
     print(f"results: {store.describe(options.name, RESULTS_FILE)}")
     try:
+        note_measuring_machines(folder)  # measured latencies (--device local-*): which machines measured them
         report = write_report([folder])
         store.push(options.name)
         print(f"report: {store.describe(options.name, os.path.relpath(report, folder))}")

@@ -179,12 +179,21 @@ def _validate_weight_sharing(options: Options) -> None:
 
 def _validate_latency(options: Options) -> None:
     """Hardware-aware search: a latency table that covers the space, a device of it, a limit that some
-    architecture meets; all read here (tens of milliseconds), so a run never meets a bad table."""
+    architecture meets; all read here (tens of milliseconds), so a run never meets a bad table. Or a
+    measured latency (--device local-cpu / local-gpu, train mode)."""
+    from autohas.latency import LOCAL_DEVICES
+
+    if options.device in LOCAL_DEVICES:
+        _validate_measured_latency(options)
+        return
+    if options.latency_batch is not None:
+        raise AutohasError("--latency-batch is for --device local-cpu / local-gpu (a latency table's device names its batch)")
     if options.latency_table is None:
         for name in ("device", "latency_limit", "latency_target"):
             if getattr(options, name) is not None:
                 raise AutohasError(f"--{name.replace('_', '-')} needs --latency-table PATH (a CSV of latencies per "
-                                   "architecture: arch_index, arch_str, <device>_ms columns)")
+                                   "architecture: arch_index, arch_str, <device>_ms columns)"
+                                   + (", or --device local-cpu / local-gpu (train mode: measured)" if name == "device" else ""))
         return
     from autohas.latency import device_names, read_latency
     from autohas.spaces import get_space
@@ -233,6 +242,30 @@ def _validate_latency_target(options: Options, methods: list[str]) -> None:
         check_latency_target(methods, options.space)
     except ValueError as exc:
         raise AutohasError(str(exc)) from None
+
+
+def _validate_measured_latency(options: Options) -> None:
+    """--device local-cpu / local-gpu: each trained network timed on its trial's machine. Nothing to time
+    in tabular mode, nothing to look up in a table, known too late for a limit, a GPU to time on."""
+    device = options.device
+    if options.evaluate != "train":
+        raise AutohasError(f"--device {device} measures the networks that --evaluate train builds; a tabular benchmark "
+                           "builds none: use --latency-table PATH --device NAME (one of the table's devices)")
+    if options.latency_table is not None:
+        raise AutohasError(f"--device {device} measures on the trial's machine and reads no table: drop --latency-table, "
+                           "or name one of the table's devices")
+    if options.latency_limit is not None:
+        raise AutohasError(f"--latency-limit cannot be used with --device {device}: a measured latency is known only once "
+                           "a trial has built its network, too late to skip an over-limit one; use --latency-table PATH")
+    methods = weight_sharing_algos(options)
+    if methods:
+        raise AutohasError(f"--device {device} measures the candidates that black-box searchers train; the weight-sharing "
+                           f"methods ({', '.join(methods)}) are not measured: leave them out or use --latency-table PATH")
+    if device == "local-gpu" and not options.gpus_per_trial:
+        raise AutohasError("--device local-gpu measures on each trial's GPU: add --gpus-per-trial (e.g. 1)")
+    options.latency_batch = 1 if options.latency_batch is None else options.latency_batch
+    if options.latency_batch < 1:
+        raise AutohasError("--latency-batch must be at least 1")
 
 
 def evaluation_fidelities(options: Options) -> list[int]:

@@ -13,6 +13,10 @@ Cost: `trial_sim_seconds` is the trial's measured training + validation seconds
 limits in train mode: on a GPU wall seconds; on a CPU the CPU seconds of the trial's
 process, which other work on a shared machine does not inflate (its wall seconds do:
 the budget would buy a fraction of the training and the search end near chance).
+
+Latency: with a latency table each result carries the architecture's latency on the table's device;
+with `--device local-cpu` / `local-gpu` the trial measures its network before it trains (kept per
+architecture in the experiment: trainables/measured_latency.py).
 """
 from __future__ import annotations
 
@@ -29,7 +33,7 @@ import torch
 from torch import nn
 
 from autohas import schema
-from autohas.latency import latencies
+from autohas.latency import LOCAL_DEVICES, latencies
 from autohas.spaces import get_space
 from autohas.trainables.device import cached_splits, prepare_trial
 
@@ -86,7 +90,9 @@ class TrainSetup:
     gpu: bool = False  # train on the trial's GPU (Ray assigns it via CUDA_VISIBLE_DEVICES)
     cache_dir: str | None = None
     latency_table: str | None = None  # hardware-aware search: results carry latency_ms on `device` from this table
-    device: str | None = None
+    device: str | None = None  # a table's device, or local-cpu / local-gpu: measured (trainables/measured_latency.py)
+    latency_batch: int = 1  # local-*: inputs per timed forward
+    latency_cache: str | None = None  # local-*: the experiment folder whose latency/ keeps measurements (None: none kept)
 
 
 def trial_seed(run_seed: int, arch_index: int) -> int:
@@ -203,6 +209,10 @@ def train_results(
     index = space.arch_to_index(arch)
     latency = None if setup.latency_table is None else latencies(setup.latency_table, setup.device, setup.space)[index]
     training = Training(setup, arch, trial_seed(setup.seed, index), splits=splits)
+    if setup.device in LOCAL_DEVICES:  # before training: the same number whatever epoch the trial starts at
+        from autohas.trainables.measured_latency import trial_latency
+
+        latency = trial_latency(setup, training, arch)
     if state is not None:
         training.load(state)
     size = training.spec.image_size
