@@ -84,6 +84,10 @@ OPTIONS: tuple[Option, ...] = (
     Option("latency_limit", float, fixed_on_resume=True,
            help="with --latency-table and --device: constrained search for the black-box searchers; an architecture "
            "slower than this many ms is never evaluated (no trial, no cost) and the searcher is told it is infeasible"),
+    Option("objectives", list, fixed_on_resume=True,
+           help="what the black-box searchers optimise: accuracy (default) or accuracy,latency (multi-objective "
+           "search: maximise the search signal, minimise latency_ms on --device; needs --latency-table and --device; "
+           "random, rea, nsga2 and tpe support it); each run's outcome is then its Pareto front"),
     Option("cpus_per_trial", float, fixed_on_resume=True,
            help="CPUs each trial reserves (default: the machine's, shared by --concurrency)"),
     Option("gpus_per_trial", float, default=0.0, fixed_on_resume=True,

@@ -14,6 +14,7 @@ from typing import Callable
 
 from autohas import layout, storage
 from autohas.errors import AutohasError
+from autohas.fronts import records_front
 from autohas.layout import RESULTS_FILE, WEIGHT_SHARING_DIR
 from autohas.records import prune_records, read_records, rewrite, scan, seal
 from autohas.results import ResultWriter, SettledBudgetStopper
@@ -56,6 +57,7 @@ class RunSpec:
     latency_table: str | None = None  # hardware-aware search: the latency table (resolved path); records carry latency_ms
     device: str | None = None  # its device column
     latency_limit: float | None = None  # constrained search: architectures slower than this (ms) are never evaluated
+    objectives: tuple[str, ...] = ("accuracy",)  # ("accuracy", "latency"): multi-objective search, the run's outcome a Pareto front
 
     @property
     def tune_experiment(self) -> str:
@@ -130,6 +132,7 @@ class RunOutcome:
     sim_seconds: float
     wall_seconds: float
     simulated: bool = True  # sim_seconds from a benchmark (tabular) or measured (train)
+    front: tuple = ()  # two objectives: the run's Pareto front (autohas.fronts.records_front), fastest first
 
 
 def _trial_dirname(trial) -> str:
@@ -168,7 +171,7 @@ def build_searcher(spec: RunSpec, mark_finished: bool = True, concurrency: int |
     from autohas.spaces import get_space
     from autohas.searchers.limits import LimitedSearcher
 
-    searcher = searchers.create(spec.algo, get_space(spec.space), spec.seed)
+    searcher = searchers.create(spec.algo, get_space(spec.space), spec.seed, objectives=spec.objectives)
     if spec.latency_limit is not None:  # constrained search: over-limit proposals never reach the limits below
         from autohas.searchers.feasible import FeasibleSearcher
 
@@ -441,6 +444,7 @@ def summarise(spec: RunSpec, errored: int = 0, records: list[dict] | None = None
         sim_seconds=float(last.get("sim_seconds") or 0.0),
         wall_seconds=float(layout.read_run(spec.run_dir).get("wall_seconds", 0.0)),
         simulated=spec.evaluate != "train",
+        front=tuple(records_front(records)) if len(spec.objectives) > 1 else (),
     )
 
 
