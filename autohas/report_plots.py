@@ -158,7 +158,7 @@ def draw_fronts(fronts: Mapping[str, tuple[np.ndarray, np.ndarray]], true_front:
         ax.set_ylabel("test accuracy (%)")
         ax.set_title(title if panel == 0 else "the accurate end, zoomed", fontsize=10)
         ax.grid(alpha=0.3, which="both")
-        ax.legend(loc="lower right", fontsize=8)
+        ax.legend(loc="center left" if panel == 0 else "lower right", fontsize=8)  # clear of the reference point
     fig.tight_layout()
     fig.savefig(path)
     plt.close(fig)
