@@ -57,15 +57,13 @@ def reference_of(group: Group, fronts: dict[str, list[tuple[Run, list[dict]]]]) 
         within = f" within the {limit:g} ms limit" if limit is not None else ""
         return (float(true["reference"][0]), float(true["reference"][1])), (
             f"the worst accuracy and the slowest latency of the benchmark's {true['architectures']:,} architectures{within}")
-    points = [p for members in fronts.values() for _, front in members for p in front]
+    # every evaluated point, not only the fronts' (they hold the best ones)
+    points = [(r["test_acc"], r[LATENCY]) for runs in group.runs.values() for run in runs for r in run.records
+              if r.get("test_acc") is not None and r.get(LATENCY) is not None]
     if not points:
-        return (0.0, 0.0), "none (no run has a point)"
-    # every evaluated point: the runs' fronts hold the best ones, so take the records themselves
-    accuracy = [r["test_acc"] for runs in group.runs.values() for run in runs for r in run.records
-                if r.get("test_acc") is not None and r.get(LATENCY) is not None]
-    latency = [r[LATENCY] for runs in group.runs.values() for run in runs for r in run.records
-               if r.get("test_acc") is not None and r.get(LATENCY) is not None]
-    return (float(min(accuracy)), float(max(latency))), "the worst accuracy and the slowest latency any run evaluated"
+        return (0.0, 0.0), "none (no run evaluated an architecture with a latency)"
+    return (float(min(a for a, _ in points)), float(max(t for _, t in points))), \
+        "the worst accuracy and the slowest latency any run evaluated"
 
 
 def hypervolumes(group: Group, fronts: dict[str, list[tuple[Run, list[dict]]]],
