@@ -142,6 +142,12 @@ def write_protocol(folder: str, options: Options) -> None:
         bench = open_benchmark(options.benchmark, get_space(options.space).architecture_space)
         protocol.update(benchmark=bench.source, signal=bench.signal, clock="simulated", seed_mode=options.seed_mode)
         protocol["optimum"] = optimum_of(bench, options.dataset, *_latencies(options))
+        from autohas.searchers import is_multi_objective
+
+        if is_multi_objective(options.objectives):
+            from autohas.fronts import true_front
+
+            protocol["true_front"] = true_front(bench, options.dataset, *_latencies(options))
     if options.latency_table is not None:
         protocol["latency"] = latency_protocol(options)
     elif options.device in LOCAL_DEVICES:
@@ -150,7 +156,9 @@ def write_protocol(folder: str, options: Options) -> None:
     from autohas.validate import evaluation_fidelities
 
     black_box = [a for a in options.algo if a not in weight_sharing_algos(options)]
-    protocol["searchers"] = {algo: searchers.describe(algo) for algo in black_box}
+    objectives = tuple(options.objectives or ("accuracy",))
+    protocol["objectives"] = list(objectives)
+    protocol["searchers"] = {algo: searchers.describe(algo, objectives) for algo in black_box}
     protocol["scheduler"] = searchers.describe_scheduler(options.scheduler, evaluation_fidelities(options)) if options.scheduler else None
     methods = weight_sharing_algos(options)
     if methods:
@@ -286,6 +294,7 @@ def run_specs(options: Options, folder: str) -> list:
         epochs=options.epochs or 12,
         search_epochs=options.search_epochs or 100,
         method_options={k: v for k, v in method_options(options).items() if v is not None},
+        objectives=tuple(options.objectives or ("accuracy",)),
         storage_uri=options.storage if is_uri(options.storage) else None,
         experiment_dir=folder,
     )

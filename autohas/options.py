@@ -92,6 +92,10 @@ OPTIONS: tuple[Option, ...] = (
            help="with --latency-table and --device: weight sharing on nats-tss (darts-v1, darts-v2, gdas, setn, sanas-darts, "
            "sanas-gdas, lease): add TAS' cost loss toward this many ms to the architecture update, the expected latency "
            "from an additive per-op model fitted to the device's column (lambda 2, tolerance 5%%); default none"),
+    Option("objectives", list, fixed_on_resume=True,
+           help="what the black-box searchers optimise: accuracy (default) or accuracy,latency (multi-objective "
+           "search: maximise the search signal, minimise latency_ms on --device; needs --latency-table and --device; "
+           "random, rea, nsga2 and tpe support it); each run's outcome is then its Pareto front"),
     Option("cpus_per_trial", float, fixed_on_resume=True,
            help="CPUs each trial reserves (default: the machine's, shared by --concurrency)"),
     Option("gpus_per_trial", float, default=0.0, fixed_on_resume=True,

@@ -29,7 +29,7 @@ from typing import Hashable, Sequence
 
 import numpy as np
 
-from autohas import layout, stats
+from autohas import layout, report_fronts, stats
 from autohas.bench.base import DATASETS
 from autohas.errors import AutohasError
 from autohas.layout import PROTOCOL_FILE, RESULTS_FILE, SALIENCY_DIR
@@ -39,7 +39,9 @@ GRID_POINTS = 200
 FIRST_EVALUATIONS = 5  # the accuracy axis is zoomed to what the runs show after this many evaluations
 TOP_ARCHITECTURES = 3  # per method in the final-architectures table
 # protocol.json fields whose difference makes runs incomparable: they never share a section
-KEY_FIELDS = ("evaluate", "benchmark", "signal", "clock", "time_budget", "num_samples", "seed_mode", "scheduler", "latency")
+KEY_FIELDS = ("evaluate", "benchmark", "signal", "clock", "time_budget", "num_samples", "seed_mode", "scheduler", "latency",
+              "objectives")
+UNSTATED = {"objectives": ["accuracy"]}  # what a protocol without the field (an older experiment) measured
 
 
 @dataclass
@@ -114,7 +116,7 @@ class Group:
 
 def protocol_key(protocol: dict) -> tuple:
     """What makes runs comparable: the KEY_FIELDS of their protocol (absent = None)."""
-    return tuple(json.dumps(protocol.get(f), sort_keys=True) for f in KEY_FIELDS)
+    return tuple(json.dumps(protocol.get(f, UNSTATED.get(f)), sort_keys=True) for f in KEY_FIELDS)
 
 
 def _variant(run: Run) -> str:
@@ -154,6 +156,8 @@ def _difference(keys: list[tuple], key: tuple) -> str:
                 parts.append(f"budget {value:.0f} s" if value else "no time budget")
             elif name == "num_samples":
                 parts.append(f"at most {value} trials" if value else "no trial limit")
+            elif name == "objectives":
+                parts.append("objectives " + " and ".join(value or ["accuracy"]))
             elif name == "latency":
                 limit = (value or {}).get("limit_ms")
                 target = (value or {}).get("target_ms")
@@ -430,6 +434,10 @@ def protocol_note(group: Group) -> list[str]:
                          f"{latency['device']} to their architecture update; the additive per-op latency model they "
                          f"differentiate fits the table's column with R^2 {latency['model_r2']:.3f} "
                          f"(held-out {latency['model_heldout_r2']:.3f}).")
+    if report_fronts.is_multi_objective(group):
+        lines.append("Objectives: the search signal (maximised) and latency_ms on the device (minimised): each run's outcome "
+                     "is its Pareto front, the non-dominated architectures it evaluated by reported test accuracy and "
+                     "latency; the accuracy table and curves show its most accurate architecture (the incumbent) as ever.")
     optimum = optimum_of(group)
     if optimum:
         where = f" (index {optimum['index']}, {optimum['arch']}" if optimum.get("arch") else ""
@@ -633,6 +641,16 @@ def write_report(folders: Sequence[str], out: str | None = None) -> str:
             md += ["### Final architectures", "", intro, ""] + _md_table(arch_columns(arch_rows), arch_rows) + [""]
             page += ["<h3>Final architectures</h3>", f"<p class='note'>{html.escape(intro)}</p>",
                      *_html_table(arch_columns(arch_rows), arch_rows, "arch")]
+        if report_fronts.is_multi_objective(group):
+            fronts_heading, fronts_rows, fronts_notes, fronts_made = report_fronts.section(group, out, name)
+            md += ["### Pareto fronts (accuracy vs latency)", "", fronts_heading, ""]
+            md += _md_table(report_fronts.HV_COLUMNS, fronts_rows) + [""] + [line for n in fronts_notes for line in (n, "")]
+            page += ["<h3>Pareto fronts (accuracy vs latency)</h3>",
+                     *_html_table(report_fronts.HV_COLUMNS, fronts_rows, caption=fronts_heading)]
+            page += [f"<p class='note'>{html.escape(n)}</p>" for n in fronts_notes]
+            for png, text in fronts_made:
+                md += [f"![{png}]({png})", "", text, ""]
+                page += [f"<p>{_inline(os.path.join(out, png), png)}<br><span class='note'>{html.escape(text)}</span></p>"]
         md += ["### Protocol", ""] + [line for note in protocol_note(group) for line in (note, "")]
         page += ["<h3>Protocol</h3>"] + [f"<p class='note'>{html.escape(line)}</p>" for line in protocol_note(group)]
     md_saliency, page_saliency = _saliency_section(folders, out)

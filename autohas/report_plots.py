@@ -1,5 +1,5 @@
 """The report's drawings (matplotlib, Agg): the incumbent's accuracy and its regret against time,
-per-epoch learning curves, saliency maps. Inputs are plain arrays; autohas.report reads the runs.
+per-epoch learning curves, accuracy-vs-latency fronts, saliency maps. Inputs are plain arrays; autohas.report reads the runs.
 
 Curves are means over runs with a 95 % Student-t band of the mean (not ± 1 std, which says how
 runs spread, not how well the mean is known, and runs over 100 %). The accuracy axis is zoomed to
@@ -108,6 +108,57 @@ def draw_regret(curves: Mapping[str, np.ndarray], times: np.ndarray, path: str, 
     ax.set_title(title, fontsize=10)
     ax.grid(alpha=0.3, which="both")
     ax.legend(loc="lower left", fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+
+
+FRONT_ZOOM_PERCENTILE = 10  # of all drawn front points' accuracies: the bottom of the zoomed panel
+
+
+def draw_fronts(fronts: Mapping[str, tuple[np.ndarray, np.ndarray]], true_front: tuple[np.ndarray, np.ndarray] | None,
+                path: str, title: str, reference: tuple[float, float] | None = None) -> None:
+    """Accuracy against latency: each method's front (label -> (accuracies, latencies), fastest first) as a
+    staircase with its points, the benchmark's true front in black, the hypervolume's reference point as a
+    cross; left the whole range, right zoomed to the accurate end (from the FRONT_ZOOM_PERCENTILE-th
+    percentile of the drawn points' accuracies: a few untrainable cells at ~10 % would flatten the rest);
+    latency on a log axis when it spans more than a factor 20."""
+    plt = _pyplot()
+    fig, axes = plt.subplots(1, 2, figsize=(12, 5.2), dpi=110)
+    drawn = [front for front in fronts.values() if len(front[0])] + ([true_front] if true_front is not None else [])
+    accuracy = np.concatenate([acc for acc, _ in drawn]) if drawn else np.array([])
+    latency = np.concatenate([lat for _, lat in drawn]) if drawn else np.array([])
+    positive = latency[latency > 0]
+    log = bool(positive.size and positive.max() / positive.min() > 20)
+    for panel, ax in enumerate(axes):
+        if true_front is not None and len(true_front[0]):
+            # what a front dominates: each accuracy holds from its latency to the next (slower, more accurate) point
+            ax.step(true_front[1], true_front[0], where="post", color="black", linewidth=1.2,
+                    label=f"true front ({len(true_front[0])} cells)")
+            ax.plot(true_front[1], true_front[0], "k.", markersize=3)
+        for i, (label, (acc, lat)) in enumerate(fronts.items()):
+            if not len(acc):
+                continue
+            color = CURVE_COLORS[i % len(CURVE_COLORS)]
+            ax.step(lat, acc, where="post", color=color, linewidth=1.0, alpha=0.9)
+            ax.plot(lat, acc, "o", color=color, markersize=3.5, label=label)
+        if reference is not None and panel == 0:
+            ax.plot([reference[1]], [reference[0]], "x", color="gray", markersize=7, label="reference point")
+        if log:
+            ax.set_xscale("log")
+        if panel == 1 and accuracy.size:
+            low = float(np.percentile(accuracy, FRONT_ZOOM_PERCENTILE))
+            high = float(accuracy.max())
+            margin = max(0.05 * (high - low), 0.1)
+            shown = latency[accuracy >= low]
+            ax.set_ylim(low - margin, high + margin)
+            if shown.size:
+                ax.set_xlim(shown.min() / (1.15 if log else 1.0), shown.max() * 1.15)
+        ax.set_xlabel("latency (ms)" + (", log scale" if log else ""))
+        ax.set_ylabel("test accuracy (%)")
+        ax.set_title(title if panel == 0 else "the accurate end, zoomed", fontsize=10)
+        ax.grid(alpha=0.3, which="both")
+        ax.legend(loc="center left" if panel == 0 else "lower right", fontsize=8)  # clear of the reference point
     fig.tight_layout()
     fig.savefig(path)
     plt.close(fig)

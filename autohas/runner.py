@@ -15,6 +15,7 @@ from typing import Callable
 from autohas import layout, storage
 from autohas.errors import AutohasError
 from autohas.latency import LOCAL_DEVICES
+from autohas.fronts import records_front
 from autohas.layout import RESULTS_FILE, WEIGHT_SHARING_DIR
 from autohas.records import prune_records, read_records, rewrite, scan, seal
 from autohas.results import ResultWriter, SettledBudgetStopper
@@ -59,6 +60,7 @@ class RunSpec:
     latency_batch: int | None = None  # local-*: inputs per timed forward (None: 1)
     latency_limit: float | None = None  # constrained search: architectures slower than this (ms) are never evaluated
     latency_target: float | None = None  # weight sharing: TAS' cost loss toward this latency (ms) on `device`
+    objectives: tuple[str, ...] = ("accuracy",)  # ("accuracy", "latency"): multi-objective search, the run's outcome a Pareto front
 
     @property
     def tune_experiment(self) -> str:
@@ -133,6 +135,7 @@ class RunOutcome:
     sim_seconds: float
     wall_seconds: float
     simulated: bool = True  # sim_seconds from a benchmark (tabular) or measured (train)
+    front: tuple = ()  # two objectives: the run's Pareto front (autohas.fronts.records_front), fastest first
 
 
 def _trial_dirname(trial) -> str:
@@ -171,7 +174,7 @@ def build_searcher(spec: RunSpec, mark_finished: bool = True, concurrency: int |
     from autohas.spaces import get_space
     from autohas.searchers.limits import LimitedSearcher
 
-    searcher = searchers.create(spec.algo, get_space(spec.space), spec.seed)
+    searcher = searchers.create(spec.algo, get_space(spec.space), spec.seed, objectives=spec.objectives)
     if spec.latency_limit is not None:  # constrained search: over-limit proposals never reach the limits below
         from autohas.searchers.feasible import FeasibleSearcher
 
@@ -447,6 +450,7 @@ def summarise(spec: RunSpec, errored: int = 0, records: list[dict] | None = None
         sim_seconds=float(last.get("sim_seconds") or 0.0),
         wall_seconds=float(layout.read_run(spec.run_dir).get("wall_seconds", 0.0)),
         simulated=spec.evaluate != "train",
+        front=tuple(records_front(records)) if len(spec.objectives) > 1 else (),
     )
 
 

@@ -28,9 +28,14 @@ def _print_outcomes(outcomes: list) -> None:
     if len(outcomes) <= 10:
         for o in outcomes:
             best = f"{o.best_test_acc:.2f}" if o.best_test_acc is not None else "-"
+            front = ""
+            if o.front:  # two objectives: the run's Pareto front, fastest and most accurate end
+                ends = f"{o.front[0]['test_acc']:.2f} % at {o.front[0]['latency_ms']:.3g} ms .. " \
+                       f"{o.front[-1]['test_acc']:.2f} % at {o.front[-1]['latency_ms']:.3g} ms"
+                front = f"; front of {len(o.front)} ({ends})"
             print(
                 f"{o.algo} seed {o.seed}: {o.trials} trials, {o.sim_seconds:.0f} {'simulated' if o.simulated else 'training'} s, "
-                f"{o.wall_seconds:.1f} s wall; best test acc {best} {o.best_arch or ''}",
+                f"{o.wall_seconds:.1f} s wall; best test acc {best} {o.best_arch or ''}{front}",
                 flush=True,
             )
         return
@@ -39,7 +44,8 @@ def _print_outcomes(outcomes: list) -> None:
         accs = [o.best_test_acc for o in mine if o.best_test_acc is not None]
         spread = f"{statistics.fmean(accs):.2f} +- {statistics.pstdev(accs):.2f}" if accs else "-"
         trials = statistics.fmean(o.trials for o in mine)
-        print(f"{algo}: {len(mine)} runs, final test acc {spread}, {trials:.0f} trials per run", flush=True)
+        fronts = f", {statistics.fmean(len(o.front) for o in mine):.1f} points per front" if any(o.front for o in mine) else ""
+        print(f"{algo}: {len(mine)} runs, final test acc {spread}, {trials:.0f} trials per run{fronts}", flush=True)
 
 
 def run(options: Options) -> int:

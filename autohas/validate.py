@@ -106,6 +106,7 @@ def validate(options: Options) -> Options:
         places.add(WEIGHT_SHARING)
     refuse_where_not_applicable(options, places)
     _validate_weight_sharing(options)
+    _validate_objectives(options)
     _validate_latency(options)
     _validate_scheduler(options)
     if options.evaluate == "train":
@@ -175,6 +176,32 @@ def _validate_weight_sharing(options: Options) -> None:
         raise AutohasError("--search-epochs and --search-batches must be at least 1")
     if options.retrain_epochs is not None and options.retrain_epochs < 0:
         raise AutohasError("--retrain-epochs must be 0 (no re-training) or more")
+
+
+def _validate_objectives(options: Options) -> None:
+    """--objectives: accuracy alone (default), or accuracy and latency in the canonical order, which needs a
+    latency table and a device, searchers that take two objectives, and no trial scheduler."""
+    from autohas.searchers import MULTI_OBJECTIVE, OBJECTIVE_NAMES
+
+    given = list(options.objectives or ["accuracy"])
+    unknown = [o for o in given if o not in OBJECTIVE_NAMES]
+    if unknown:
+        raise AutohasError(f"unknown objective {unknown[0]!r} in --objectives; choose accuracy or accuracy,latency")
+    if len(set(given)) != len(given) or "accuracy" not in given:
+        raise AutohasError(f"--objectives {','.join(given)}: give accuracy, or accuracy,latency (each once)")
+    options.objectives = [o for o in OBJECTIVE_NAMES if o in given]  # the canonical order
+    if options.objectives == ["accuracy"]:
+        return
+    flag = f"--objectives {','.join(options.objectives)}"
+    if options.latency_table is None or options.device is None:
+        raise AutohasError(f"{flag} needs --latency-table PATH and --device NAME (the latency it minimises)")
+    unsupported = [a for a in options.algo if a not in MULTI_OBJECTIVE]
+    if unsupported:
+        raise AutohasError(f"{flag}: {', '.join(unsupported)} search one objective; multi-objective search is for "
+                           f"{', '.join(MULTI_OBJECTIVE)}")
+    if options.scheduler is not None:
+        raise AutohasError(f"{flag} cannot run with --scheduler {options.scheduler}: a trial scheduler stops trials on "
+                           "one metric; drop --scheduler")
 
 
 def _validate_latency(options: Options) -> None:

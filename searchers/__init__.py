@@ -15,8 +15,19 @@ _REGISTRY = {
     "gp": ("autohas.searchers.gp_bandit", "GaussianProcessBandit"),
     "bohb": ("autohas.searchers.bohb", "SeededBOHB"),
     "tpe": ("autohas.searchers.tune_searchers", "tpe"),
+    "nsga2": ("autohas.searchers.tune_searchers", "nsga2"),
 }
 ALGORITHMS: tuple[str, ...] = tuple(_REGISTRY)
+SINGLE_OBJECTIVE: tuple[str, ...] = ("accuracy",)
+OBJECTIVE_NAMES: tuple[str, ...] = ("accuracy", "latency")  # the canonical order (--objectives)
+# multi-objective search (accuracy, latency): the searchers that take both, and what each becomes there
+_MULTI_OBJECTIVE = {
+    "random": ("autohas.searchers.random_search", "RandomSearch"),  # proposals unchanged
+    "rea": ("autohas.searchers.rea", "ParetoRegularizedEvolution"),
+    "nsga2": ("autohas.searchers.tune_searchers", "nsga2"),
+    "tpe": ("autohas.searchers.tune_searchers", "tpe"),
+}
+MULTI_OBJECTIVE: tuple[str, ...] = tuple(_MULTI_OBJECTIVE)
 SCHEDULERS: tuple[str, ...] = ("asha", "hyperband")  # Tune's own (searchers/schedulers.py), for any searcher but bohb
 
 # One line per searcher on its settings (the protocol states them; the README's Searchers table explains them).
@@ -29,6 +40,24 @@ _DESCRIPTIONS = {
     "bohb": "Ray Tune's TuneBOHB with HyperBandForBOHB: eta 3, rungs 1, 4, 12 of 12 epochs (12 only with one fidelity), "
     "num_samples 4, random_fraction 0, bandwidth_factor 3, min_bandwidth 0.3",
 }
+_MULTI_OBJECTIVE_DESCRIPTIONS = {
+    "random": "uniform sampling (its front: the non-dominated of what it evaluated)",
+    "rea": "regularized evolution with non-dominated sorting: population 10, tournament of 3, one-decision mutation; "
+    "the tournament's winner has the best (non-dominated rank, then larger crowding distance) within the population",
+}
+
+
+def is_multi_objective(objectives) -> bool:
+    """Whether `objectives` (the experiment's --objectives) asks for more than the search signal."""
+    return tuple(objectives or SINGLE_OBJECTIVE) != SINGLE_OBJECTIVE
+
+
+def check_objectives(name: str, objectives) -> None:
+    """Refuse, in one line, a searcher that cannot search `objectives`."""
+    check_algorithm(name)
+    if is_multi_objective(objectives) and name not in _MULTI_OBJECTIVE:
+        raise AutohasError(f"--objectives {','.join(objectives)}: {name} searches one objective; multi-objective search "
+                           f"is for {', '.join(MULTI_OBJECTIVE)}")
 
 
 def check_algorithm(name: str) -> None:
@@ -36,22 +65,30 @@ def check_algorithm(name: str) -> None:
         raise AutohasError(f"unknown algorithm {name!r}; choose from: {', '.join(ALGORITHMS)}")
 
 
-def create(name: str, space: Space, seed: int, **options: Any):
-    """A fresh, seeded searcher `name` over `space`."""
-    check_algorithm(name)
+def create(name: str, space: Space, seed: int, objectives=SINGLE_OBJECTIVE, **options: Any):
+    """A fresh, seeded searcher `name` over `space`; with two `objectives` its multi-objective form
+    (it reads each result's latency_ms as well as the search signal)."""
+    check_objectives(name, objectives)
     import importlib
 
-    module, attribute = _REGISTRY[name]
+    if not is_multi_objective(objectives):
+        module, attribute = _REGISTRY[name]
+        return getattr(importlib.import_module(module), attribute)(space, seed, **options)
+    module, attribute = _MULTI_OBJECTIVE[name]
+    if name in ("nsga2", "tpe"):
+        options["objectives"] = tuple(objectives)
     return getattr(importlib.import_module(module), attribute)(space, seed, **options)
 
 
-def describe(name: str) -> str:
-    """One line on searcher `name` and its settings, for the experiment's protocol."""
-    check_algorithm(name)
-    if name == "tpe":
-        from autohas.searchers.tune_searchers import describe_tpe
+def describe(name: str, objectives=SINGLE_OBJECTIVE) -> str:
+    """One line on searcher `name` and its settings (under `objectives`), for the experiment's protocol."""
+    check_objectives(name, objectives)
+    if name in ("tpe", "nsga2"):
+        from autohas.searchers import tune_searchers
 
-        return describe_tpe()
+        return getattr(tune_searchers, f"describe_{name}")(objectives=tuple(objectives))
+    if is_multi_objective(objectives):
+        return _MULTI_OBJECTIVE_DESCRIPTIONS[name]
     return _DESCRIPTIONS[name]
 
 

@@ -14,7 +14,10 @@ learns it: random ignores results; rea puts the proposal into its population wit
 out and never wins a tournament against a feasible member); reinforce's policy gradient sees a
 negative advantage; gp adds the point with score 0 to its data (it is never proposed again);
 bohb's hpbandster registers a loss of 0 at the full budget (its KDE's "bad" set); tpe's optuna
-study is told the value 0 (TPE's "below" set).
+study is told the value 0 (TPE's "below" set). Under two objectives (--objectives accuracy,latency)
+the told result carries the proposal's latency too: rea's Pareto variant ranks it (0 % and slower
+than the limit: dominated by every feasible member that scored above 0), nsga2's and tpe's studies
+are told (0, its latency), so the front of a constrained search lies within the feasible set.
 
 The latency array is never part of the searcher's state (Tune saves and pickles its wrappers): the
 searcher keeps the table's path and device, and `autohas.latency.latencies` reads it once per process.
@@ -25,6 +28,7 @@ from ray.tune.search import Searcher
 
 from autohas.errors import AutohasError
 from autohas.latency import latencies
+from autohas.schema import LATENCY
 from autohas.searchers.wrapping import WrappingSearcher
 from autohas.spaces import get_space
 
@@ -53,11 +57,13 @@ class FeasibleSearcher(WrappingSearcher):
         space = get_space(self.space)
         return float(latencies(self.latency_table, self.device, self.space)[space.arch_to_index(space.config_to_arch(config))])
 
-    def _infeasible_result(self) -> dict:
+    def _infeasible_result(self, latency: float) -> dict:
         """What the inner searcher is told of an infeasible proposal: the worst accuracy at the full budget
-        (autohas's runs maximise valid_acc; the keys are those each searcher reads)."""
-        return {self.metric: WORST_SIGNAL, "epoch": self.last_epoch, "budget": self.last_epoch, "training_iteration": self.last_epoch,
-                "infeasible": True}
+        (autohas's runs maximise valid_acc; the keys are those each searcher reads), and its latency (a
+        multi-objective searcher's second objective)."""
+        signal = self.metric[0] if isinstance(self.metric, list) else self.metric  # [signal, latency_ms] under two objectives
+        return {signal: WORST_SIGNAL, LATENCY: latency, "epoch": self.last_epoch, "budget": self.last_epoch,
+                "training_iteration": self.last_epoch, "infeasible": True}
 
     # -- Tune's protocol -------------------------------------------------------------------
     def suggest(self, trial_id: str):
@@ -66,12 +72,13 @@ class FeasibleSearcher(WrappingSearcher):
             config = self.searcher.suggest(inner_id)
             if not isinstance(config, dict):  # None (not now) or FINISHED
                 return config
-            if self.latency_of(config) <= self.limit:
+            latency = self.latency_of(config)
+            if latency <= self.limit:
                 if inner_id != trial_id:
                     self.inner_ids[trial_id] = inner_id
                 return config
             self.rejections += 1
-            self.searcher.on_trial_complete(inner_id, result=self._infeasible_result())
+            self.searcher.on_trial_complete(inner_id, result=self._infeasible_result(latency))
         raise AutohasError(
             f"{self.max_rejections:,} proposals in a row ran over {self.limit:g} ms on {self.device}: the searcher "
             f"does not find the feasible architectures; raise --latency-limit"

@@ -4,11 +4,24 @@ The first `population_size` proposals are random. After that each child is a
 mutation (one decision changed to a different value) of the best of
 `sample_size` members drawn with replacement from the population; every finished
 child joins the population and the oldest member leaves it.
+
+`ParetoRegularizedEvolution` is the multi-objective variant (--objectives accuracy,latency): the
+same population, aging, tournament size and mutation, but each member keeps its latency (the
+result's latency_ms) beside its score, and the tournament's winner is the drawn member with the
+best non-dominated rank within the current population (NSGA-II's sorting: higher score, lower
+latency), ties broken by the larger crowding distance within its front, then by the order drawn.
+With one objective `RegularizedEvolution` is the reference's, unchanged.
 """
 from __future__ import annotations
 
+import math
 from collections import deque
 
+import numpy as np
+
+from autohas.errors import AutohasError
+from autohas.pareto import crowding_distance, non_dominated_sort
+from autohas.schema import LATENCY
 from autohas.spaces import Space
 from autohas.searchers.base import SpaceSearcher
 
@@ -28,12 +41,51 @@ class RegularizedEvolution(SpaceSearcher):
             arch = self.space.sample(self.rng)
         else:
             drawn = self.rng.integers(len(self.population), size=self.sample_size)
-            parent = max((self.population[i] for i in drawn), key=lambda member: member[1])
+            parent = self.tournament(drawn)
             arch = self.space.mutate(parent[0], self.rng)
         self.num_proposed += 1
         return arch
 
     def observe(self, arch: str, score: float) -> None:
         self.population.append((arch, score))
+        if len(self.population) > self.population_size:
+            self.population.popleft()
+
+    def tournament(self, drawn: np.ndarray) -> tuple:
+        """The drawn member with the best score (the first of equals)."""
+        return max((self.population[i] for i in drawn), key=lambda member: member[1])
+
+
+class ParetoRegularizedEvolution(RegularizedEvolution):
+    """REA for two objectives: the search signal (maximised) and each result's latency_ms (minimised)."""
+
+    def __init__(self, space: Space, seed: int, population_size: int = 10, sample_size: int = 3, **kwargs):
+        super().__init__(space, seed, population_size, sample_size, **kwargs)
+        self.population: deque[tuple[str, float, float]] = deque()  # (arch, score, latency ms), oldest first
+
+    def rank_and_crowding(self) -> tuple[np.ndarray, np.ndarray]:
+        """Per member of the current population: its non-dominated rank and crowding distance."""
+        points = np.array([[score, latency] for _, score, latency in self.population], dtype=float)
+        ranks = non_dominated_sort(points, (True, False))
+        return ranks, crowding_distance(points, ranks)
+
+    def tournament(self, drawn: np.ndarray) -> tuple:
+        """The drawn member of lowest rank, then largest crowding distance (the first drawn of equals)."""
+        ranks, crowding = self.rank_and_crowding()
+        best = min(drawn, key=lambda i: (ranks[i], -crowding[i]))  # min keeps the first of equals
+        return self.population[best]
+
+    def on_trial_complete(self, trial_id: str, result: dict | None = None, error: bool = False) -> None:
+        arch = self.pending.pop(trial_id, None)
+        if arch is None or error or not result or result.get(self.metric) is None:
+            return
+        latency = result.get(LATENCY)
+        if latency is None or not math.isfinite(float(latency)):
+            raise AutohasError(f"rea with two objectives needs each result's {LATENCY} (give --latency-table and --device)")
+        score = float(result[self.metric])
+        self.observe_both(arch, score if self.mode == "max" else -score, float(latency))
+
+    def observe_both(self, arch: str, score: float, latency: float) -> None:
+        self.population.append((arch, score, latency))
         if len(self.population) > self.population_size:
             self.population.popleft()

@@ -1,5 +1,10 @@
 """Ray Tune's own search algorithms, behind autohas's registry: `tpe` = Tune's `OptunaSearch` with
-optuna's `TPESampler`.
+optuna's `TPESampler`; `nsga2` = the same with optuna's `NSGAIISampler`.
+
+Under two objectives (--objectives accuracy,latency) the OptunaSearch gets metric
+[valid_acc, latency_ms] and mode [max, min]: optuna's study has two directions, NSGA-II sorts by
+non-dominated rank and crowding distance, and TPE is optuna's multi-objective TPE. That metric is the
+searcher's own: Tune's single metric (TuneConfig's, for its own bookkeeping) does not replace it.
 
 The Tune searcher is built by Tune (`ray.tune.search.create_searcher`) over the space's Tune
 `param_space`, and wrapped so that it behaves as autohas's own searchers do in both modes:
@@ -18,7 +23,7 @@ from typing import Any
 from ray.tune.search import Searcher, create_searcher
 
 from autohas.errors import AutohasError
-from autohas.schema import METRIC, MODE
+from autohas.schema import LATENCY, METRIC, MODE
 from autohas.spaces import Space, get_space
 
 # optuna 5's TPESampler defaults, pinned so that another optuna cannot change them unnoticed: 10
@@ -26,23 +31,46 @@ from autohas.spaces import Space, get_space
 # improvement, multivariate TPE (one joint density over all decisions: a cell's operations interact),
 # and the constant liar (trials in flight count as bad ones, so that concurrent trials differ).
 TPE_SETTINGS: dict[str, Any] = {"n_startup_trials": 10, "n_ei_candidates": 24, "multivariate": True, "constant_liar": True}
+# optuna 5's NSGAIISampler defaults, pinned likewise: a population of 50 per generation, uniform crossover
+# with probability 0.9 (each decision swapped with probability 0.5), mutation probability 1 / decisions
+NSGA2_SETTINGS: dict[str, Any] = {"population_size": 50, "crossover_prob": 0.9, "swapping_prob": 0.5}
 
 
-def describe_tpe(settings: dict[str, Any] | None = None) -> str:
+def _objectives_text(objectives: tuple[str, ...]) -> str:
+    return "; two objectives: maximise valid_acc, minimise latency_ms" if len(objectives) > 1 else ""
+
+
+def describe_tpe(settings: dict[str, Any] | None = None, objectives: tuple[str, ...] = ("accuracy",)) -> str:
     """One line on the settings of `tpe`, for the protocol."""
     s = {**TPE_SETTINGS, **(settings or {})}
     return (f"Ray Tune's OptunaSearch with optuna's TPESampler (seeded with the run's seed): {s['n_startup_trials']} random "
             f"starts, {s['n_ei_candidates']} expected-improvement candidates, "
             f"{'multivariate' if s['multivariate'] else 'independent'} TPE"
-            f"{', constant liar' if s['constant_liar'] else ''}; every decision categorical")
+            f"{', constant liar' if s['constant_liar'] else ''}; every decision categorical" + _objectives_text(objectives))
+
+
+def describe_nsga2(settings: dict[str, Any] | None = None, objectives: tuple[str, ...] = ("accuracy",)) -> str:
+    """One line on the settings of `nsga2`, for the protocol."""
+    s = {**NSGA2_SETTINGS, **(settings or {})}
+    return (f"Ray Tune's OptunaSearch with optuna's NSGAIISampler (seeded with the run's seed): population {s['population_size']}, "
+            f"uniform crossover (probability {s['crossover_prob']:g}, swapping {s['swapping_prob']:g}), mutation probability "
+            f"1 / decisions; every decision categorical" + _objectives_text(objectives))
+
+
+def metric_and_mode(objectives: tuple[str, ...]) -> tuple[Any, Any]:
+    """OptunaSearch's metric and mode for `objectives`: one, or [signal, latency_ms] and [max, min]."""
+    if len(objectives) == 1:
+        return METRIC, MODE
+    return [METRIC, LATENCY], [MODE, "min"]
 
 
 class TuneSearcher(Searcher):
     """A searcher made by Tune's `create_searcher`, with the space already set and autohas's metric and
     mode (`set_search_properties` makes it again for Tune's, before its first trial)."""
 
-    def __init__(self, space: Space, tune_name: str, metric: str = METRIC, mode: str = MODE, **tune_kwargs: Any):
+    def __init__(self, space: Space, tune_name: str, metric: Any = METRIC, mode: Any = MODE, **tune_kwargs: Any):
         super().__init__(metric=metric, mode=mode)
+        self.multi_objective = isinstance(metric, list)  # its own metrics, whatever Tune's single one is
         self.space_name = space.name
         self.tune_name = tune_name
         self.tune_kwargs = tune_kwargs
@@ -62,6 +90,8 @@ class TuneSearcher(Searcher):
 
         space = get_space(self.space_name)
         check_param_space(space, config)
+        if self.multi_objective:  # Tune's metric is one of them; the searcher keeps both
+            return True
         wanted = (metric or self._metric, mode or self._mode)
         if wanted != (self._metric, self._mode):
             if self.suggested:
@@ -105,10 +135,25 @@ class TuneSearcher(Searcher):
             self.inner.restore(inner)
 
 
-def tpe(space: Space, seed: int, **settings: Any) -> TuneSearcher:
-    """`tpe`: Tune's OptunaSearch with a TPESampler seeded with `seed` (TPE_SETTINGS, overridden by `settings`)."""
+def tpe(space: Space, seed: int, objectives: tuple[str, ...] = ("accuracy",), **settings: Any) -> TuneSearcher:
+    """`tpe`: Tune's OptunaSearch with a TPESampler seeded with `seed` (TPE_SETTINGS, overridden by `settings`);
+    with two objectives optuna's multi-objective TPE."""
     import optuna
 
     optuna.logging.set_verbosity(logging.WARNING)  # optuna logs every trial at INFO
     sampler = optuna.samplers.TPESampler(seed=seed, **{**TPE_SETTINGS, **settings})
-    return TuneSearcher(space, "optuna", sampler=sampler)
+    metric, mode = metric_and_mode(tuple(objectives))
+    return TuneSearcher(space, "optuna", metric=metric, mode=mode, sampler=sampler)
+
+
+def nsga2(space: Space, seed: int, objectives: tuple[str, ...] = ("accuracy",), **settings: Any) -> TuneSearcher:
+    """`nsga2`: Tune's OptunaSearch with an NSGAIISampler seeded with `seed` (NSGA2_SETTINGS, overridden by
+    `settings`); with one objective a plain genetic algorithm on the search signal."""
+    import optuna
+
+    optuna.logging.set_verbosity(logging.WARNING)
+    from autohas.searchers.optuna_samplers import PicklableNSGAIISampler
+
+    sampler = PicklableNSGAIISampler(seed=seed, **{**NSGA2_SETTINGS, **settings})
+    metric, mode = metric_and_mode(tuple(objectives))
+    return TuneSearcher(space, "optuna", metric=metric, mode=mode, sampler=sampler)

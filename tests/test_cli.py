@@ -79,7 +79,7 @@ def test_help_lists_algorithms_and_spaces():
     out = cli("--help")
     assert out.returncode == 0
     text = " ".join(out.stdout.split())  # argparse wraps the epilog
-    assert "searchers: random, rea, reinforce, gp, bohb, tpe;" in text
+    assert "searchers: random, rea, reinforce, gp, bohb, tpe, nsga2;" in text
     assert ("weight-sharing methods: darts-v1, darts-v2, gdas, rsps, setn, enas, sanas-darts, sanas-gdas, lease, "
             "autohas, autohas-hp, tas, mask-gumbel, mask-sample;") in text
     # argparse may wrap the epilog after a hyphen ("nats-\nsss"): compare without white space
