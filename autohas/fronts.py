@@ -1,9 +1,12 @@
 """Pareto fronts of a multi-objective search (--objectives accuracy,latency): a run's front, the
 benchmark's true front, and the hypervolume reference point both are measured against.
 
-Accuracy is the one the records report (`test_acc`, the benchmark's reported accuracy, as the
-incumbent's `best_test_acc`), latency the record's `latency_ms` on the experiment's device. A run's
-front is the non-dominated set of every architecture it evaluated (each once); the true front is the
+Latency is the record's `latency_ms` on the experiment's device. A run's front is chosen as its
+incumbent is: by what the search saw, the search signal (`valid_acc`) of each architecture it evaluated
+(each once, at the most trained of its records), and the non-dominated set by signal and latency; it is
+then reported by the accuracy the records report (`test_acc`, as the incumbent's `best_test_acc`), so
+the test accuracy never picks what is reported (a front point may be dominated in test accuracy by
+another of the run's points: it is still what the run would deliver). The true front is the
 non-dominated set of every architecture of the table (with a latency limit, of the feasible ones),
 computed exactly from the tabular benchmark and the latency table. The reference point is the worst
 accuracy and the slowest latency over those same architectures, so the true front's hypervolume is
@@ -17,7 +20,7 @@ import numpy as np
 
 from autohas.errors import AutohasError
 from autohas.pareto import hypervolume_2d, pareto_front
-from autohas.schema import LATENCY
+from autohas.schema import LATENCY, METRIC
 
 if TYPE_CHECKING:
     from autohas.bench import Benchmark
@@ -64,18 +67,21 @@ def true_front(bench: Benchmark, dataset: str, latency: np.ndarray, limit: float
 
 
 def records_front(records: Sequence[dict]) -> list[dict]:
-    """The run's front: of the architectures its records evaluated (each once; records without an accuracy
-    or a latency left out), those no other dominates, fastest first, as {arch, arch_index, test_acc, latency_ms}."""
-    seen: dict[str, dict] = {}
+    """The run's front: of the architectures its records evaluated (each once, by its most trained record:
+    the largest epoch, the later on a tie; records without a signal, a test accuracy or a latency left out),
+    those no other dominates in search signal and latency, fastest first, as
+    {arch, arch_index, valid_acc, test_acc, latency_ms}."""
+    chosen: dict[str, dict] = {}
     for r in records:
-        if r.get("test_acc") is None or r.get(LATENCY) is None or r["arch"] in seen:
+        if r.get(METRIC) is None or r.get("test_acc") is None or r.get(LATENCY) is None:
             continue
-        seen[r["arch"]] = {"arch": r["arch"], "arch_index": r.get("arch_index"), "test_acc": float(r["test_acc"]),
-                           LATENCY: float(r[LATENCY])}
-    points = list(seen.values())
+        if r["arch"] not in chosen or (r.get("epoch") or 0) >= (chosen[r["arch"]].get("epoch") or 0):
+            chosen[r["arch"]] = r
+    points = [{"arch": r["arch"], "arch_index": r.get("arch_index"), METRIC: float(r[METRIC]), "test_acc": float(r["test_acc"]),
+               LATENCY: float(r[LATENCY])} for r in chosen.values()]
     if not points:
         return []
-    order = pareto_front([p["test_acc"] for p in points], [p[LATENCY] for p in points])
+    order = pareto_front([p[METRIC] for p in points], [p[LATENCY] for p in points])
     return [points[i] for i in order]
 
 

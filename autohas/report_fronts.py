@@ -2,8 +2,8 @@
 latency protocol is part of a section's key) a figure of accuracy against latency with each method's
 front and the benchmark's true front, and a table of hypervolume per method.
 
-A run's front is the non-dominated set of the architectures it evaluated, by the accuracy the records
-report and their latency_ms (autohas.fronts.records_front). Its hypervolume is measured against one
+A run's front is the non-dominated set of the architectures it evaluated by search signal and latency_ms,
+drawn and measured by the test accuracy the records report (autohas.fronts.records_front). Its hypervolume is measured against one
 reference point per section: the one protocol.json states with the true front (the worst accuracy and
 the slowest latency of the table's architectures on the device, within the latency limit if any), else
 (no true front: official files) the worst accuracy and slowest latency the section's runs evaluated.
@@ -155,7 +155,8 @@ def section(group: Group, out: str, name: str) -> tuple[str, list[dict], list[st
     title = f"{group.space} / {group.dataset} on {device}: accuracy vs latency"
     report_plots.draw_fronts(drawn, true_points, os.path.join(out, png), title, reference)
     caption = ("Each method's front from its run of median hypervolume (seed in the legend): the non-dominated architectures "
-               "that run evaluated, by reported test accuracy and latency, as a staircase of what they dominate; "
+               "that run evaluated by search signal and latency, drawn at their reported test accuracy, as a staircase of what "
+               "they dominate; "
                + ("black: the benchmark's true front, computed exactly from the table and the latency table"
                   + (f" within the {true['limit_ms']:g} ms limit" if true.get("limit_ms") is not None else "") + "; "
                   if true is not None else "")

@@ -218,13 +218,26 @@ def test_the_true_front_is_the_brute_force_non_dominated_set_of_the_table(tables
 
 
 def test_a_runs_front_is_its_non_dominated_evaluations_each_once():
-    records = [{"arch": a, "arch_index": i, "test_acc": acc, "latency_ms": lat}
+    records = [{"arch": a, "arch_index": i, "valid_acc": acc, "test_acc": acc, "latency_ms": lat, "epoch": 12}
                for i, (a, acc, lat) in enumerate([("a", 90.0, 5.0), ("b", 80.0, 2.0), ("a", 90.0, 5.0), ("c", 85.0, 6.0),
                                                   ("d", 80.0, 2.0), ("e", None, 1.0)])]
     front = records_front(records)
     assert [p["arch"] for p in front] == ["b", "d", "a"]  # equal points both kept (two architectures), fastest first
     assert front_hypervolume(front, (70.0, 10.0)) == pytest.approx(hypervolume_2d([80, 90], [2, 5], (70, 10)))
     assert front_hypervolume(front, (70.0, 10.0)) == pytest.approx(3 * 10 + 5 * 20)
+
+
+def test_a_runs_front_is_chosen_by_the_search_signal_at_each_architectures_last_epoch():
+    """As the incumbent is: the test accuracy reports the front, it never chooses it."""
+    records = [
+        {"arch": "a", "valid_acc": 50.0, "test_acc": 99.0, "latency_ms": 1.0, "epoch": 1},  # a's early epoch
+        {"arch": "a", "valid_acc": 70.0, "test_acc": 71.0, "latency_ms": 1.0, "epoch": 12},
+        {"arch": "b", "valid_acc": 80.0, "test_acc": 60.0, "latency_ms": 3.0, "epoch": 12},  # best signal, poor test
+        {"arch": "c", "valid_acc": 75.0, "test_acc": 95.0, "latency_ms": 4.0, "epoch": 12},  # dominated by b's signal
+    ]
+    front = records_front(records)
+    assert [(p["arch"], p["test_acc"]) for p in front] == [("a", 71.0), ("b", 60.0)]
+    assert front_hypervolume(front, (0.0, 10.0)) == pytest.approx(71 * 9)  # b's box lies inside a's
 
 
 # -- the report -----------------------------------------------------------------------------------
