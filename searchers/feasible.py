@@ -10,14 +10,13 @@ Tune or the simulator sees is a feasible proposal or "not now" / "finished" as t
 Every told rejection goes to the inner searcher under an id of its own (`<trial id>#<n>`): Tune's
 OptunaSearch keeps a finished id's study trial, so an id is never reused after its completion. The
 accepted proposal's inner id is mapped back for every later call of that trial. How each searcher
-learns it: random ignores results; rea puts the proposal into its population with score 0 (it ages
-out and never wins a tournament against a feasible member); reinforce's policy gradient sees a
+learns it: random ignores results; rea draws again and never lets the proposal into its population
+(both variants: REA restricted to the feasible set, searchers/rea.py); reinforce's policy gradient sees a
 negative advantage; gp adds the point with score 0 to its data (it is never proposed again);
 bohb's hpbandster registers a loss of 0 at the full budget (its KDE's "bad" set); tpe's optuna
 study is told the value 0 (TPE's "below" set). Under two objectives (--objectives accuracy,latency)
-the told result carries the proposal's latency too: rea's Pareto variant ranks it (0 % and slower
-than the limit: dominated by every feasible member that scored above 0), nsga2's and tpe's studies
-are told (0, its latency), so the front of a constrained search lies within the feasible set.
+the told result carries the proposal's latency too: nsga2's and tpe's studies are told (0, its
+latency), so the front of a constrained search lies within the feasible set.
 
 The latency array is never part of the searcher's state (Tune saves and pickles its wrappers): the
 searcher keeps the table's path and device, and `autohas.latency.latencies` reads it once per process.
@@ -34,6 +33,7 @@ from autohas.spaces import get_space
 
 MAX_REJECTIONS = 10_000  # proposals over the limit in a row before the search gives up
 WORST_SIGNAL = 0.0  # the worst valid accuracy (%): what an infeasible proposal scores
+INFEASIBLE = "infeasible"  # the told result's flag: a searcher may treat a rejection apart (rea draws again)
 
 
 class FeasibleSearcher(WrappingSearcher):
@@ -63,7 +63,7 @@ class FeasibleSearcher(WrappingSearcher):
         multi-objective searcher's second objective)."""
         signal = self.metric[0] if isinstance(self.metric, list) else self.metric  # [signal, latency_ms] under two objectives
         return {signal: WORST_SIGNAL, LATENCY: latency, "epoch": self.last_epoch, "budget": self.last_epoch,
-                "training_iteration": self.last_epoch, "infeasible": True}
+                "training_iteration": self.last_epoch, INFEASIBLE: True}
 
     # -- Tune's protocol -------------------------------------------------------------------
     def suggest(self, trial_id: str):

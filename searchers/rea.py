@@ -11,6 +11,12 @@ result's latency_ms) beside its score, and the tournament's winner is the drawn 
 best non-dominated rank within the current population (NSGA-II's sorting: higher score, lower
 latency), ties broken by the larger crowding distance within its front, then by the order drawn.
 With one objective `RegularizedEvolution` is the reference's, unchanged.
+
+Under a latency limit (searchers/feasible.py) an infeasible proposal is drawn again and never joins the
+population: a random one in the first population, a mutation of a new tournament's winner after. REA
+then is the reference's restricted to the feasible architectures (rejection sampling of its draws);
+told as a member of score 0, an infeasible child would take one of the ten places, and about every
+second one does on pixel3 at 10 ms.
 """
 from __future__ import annotations
 
@@ -24,6 +30,7 @@ from autohas.pareto import crowding_distance, non_dominated_sort
 from autohas.schema import LATENCY
 from autohas.spaces import Space
 from autohas.searchers.base import SpaceSearcher
+from autohas.searchers.feasible import INFEASIBLE
 
 
 class RegularizedEvolution(SpaceSearcher):
@@ -45,6 +52,19 @@ class RegularizedEvolution(SpaceSearcher):
             arch = self.space.mutate(parent[0], self.rng)
         self.num_proposed += 1
         return arch
+
+    def rejected(self, trial_id: str, result: dict | None) -> bool:
+        """Whether `result` is the constrained search's rejection of the trial's proposal; then the proposal
+        is forgotten and does not count, so that it is drawn again (see the module's docstring)."""
+        if not result or not result.get(INFEASIBLE):
+            return False
+        if self.pending.pop(trial_id, None) is not None:
+            self.num_proposed -= 1
+        return True
+
+    def on_trial_complete(self, trial_id: str, result: dict | None = None, error: bool = False) -> None:
+        if not self.rejected(trial_id, result):
+            super().on_trial_complete(trial_id, result, error=error)
 
     def observe(self, arch: str, score: float) -> None:
         self.population.append((arch, score))
@@ -76,6 +96,8 @@ class ParetoRegularizedEvolution(RegularizedEvolution):
         return self.population[best]
 
     def on_trial_complete(self, trial_id: str, result: dict | None = None, error: bool = False) -> None:
+        if self.rejected(trial_id, result):
+            return
         arch = self.pending.pop(trial_id, None)
         if arch is None or error or not result or result.get(self.metric) is None:
             return

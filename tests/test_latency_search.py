@@ -93,8 +93,11 @@ def test_over_limit_architectures_are_never_evaluated_and_the_searcher_is_told(t
     assert all(pixel3[space.arch_to_index(arch)] > TIGHT for arch in told)
     assert not set(told) & {r["arch"] for r in recs}  # a rejected architecture never appears
     assert recs[-1]["sim_seconds"] == pytest.approx(sum({r["trial_id"]: r["trial_sim_seconds"] for r in recs}.values()))
-    if algo == "rea":  # every proposal, refused or evaluated, is one of rea's
-        assert feasible.searcher.num_proposed == len({r["trial_id"] for r in recs}) + feasible.rejections
+    if algo == "rea":  # a refused proposal is drawn again: only evaluated ones count, only they join the population
+        rea = feasible.searcher
+        assert rea.num_proposed == len({r["trial_id"] for r in recs}) and not rea.pending
+        assert len(rea.population) == rea.population_size
+        assert [arch for arch, _ in rea.population] == [r["arch"] for r in recs[-rea.population_size:]]
     again, _ = simulate_run(spec_for(tmp_path, algo, table_path, latency_path, budget=5000.0, seed=1))
     assert keyed(again) == keyed(recs)  # deterministic per seed
 
