@@ -250,8 +250,13 @@ def note_measuring_machines(folder: str) -> None:
     if not latency or "measured" not in latency:
         return
     protocol["latency"] = measured_latency_protocol(latency["device"], latency["batch"], measuring_machines(folder))
-    with open(path, "w") as handle:
-        json.dump(protocol, handle, indent=1)
+    temporary = path + ".tmp"
+    try:  # whole or not at all: the runs are over, a storage fault here is no reason for a traceback
+        with open(temporary, "w") as handle:
+            json.dump(protocol, handle, indent=1)
+        os.replace(temporary, path)
+    except OSError:
+        return
 
 
 def optimum_of(bench: Benchmark, dataset: str, latency=None, limit: float | None = None) -> dict | None:

@@ -436,8 +436,8 @@ def protocol_note(group: Group) -> list[str]:
                          f"(held-out {latency['model_heldout_r2']:.3f}).")
     if report_fronts.is_multi_objective(group):
         lines.append("Objectives: the search signal (maximised) and latency_ms on the device (minimised): each run's outcome "
-                     "is its Pareto front, the non-dominated architectures it evaluated by reported test accuracy and "
-                     "latency; the accuracy table and curves show its most accurate architecture (the incumbent) as ever.")
+                     "is its Pareto front, the non-dominated architectures it evaluated by search signal and latency, "
+                     "reported at their test accuracy; the accuracy table and curves show its most accurate architecture (the incumbent) as ever.")
     optimum = optimum_of(group)
     if optimum:
         where = f" (index {optimum['index']}, {optimum['arch']}" if optimum.get("arch") else ""
@@ -642,7 +642,7 @@ def write_report(folders: Sequence[str], out: str | None = None) -> str:
             page += ["<h3>Final architectures</h3>", f"<p class='note'>{html.escape(intro)}</p>",
                      *_html_table(arch_columns(arch_rows), arch_rows, "arch")]
         if report_fronts.is_multi_objective(group):
-            fronts_heading, fronts_rows, fronts_notes, fronts_made = report_fronts.section(group, out, name)
+            fronts_heading, fronts_rows, fronts_notes, fronts_made = report_fronts.section(group, out, name, budget_for)
             md += ["### Pareto fronts (accuracy vs latency)", "", fronts_heading, ""]
             md += _md_table(report_fronts.HV_COLUMNS, fronts_rows) + [""] + [line for n in fronts_notes for line in (n, "")]
             page += ["<h3>Pareto fronts (accuracy vs latency)</h3>",

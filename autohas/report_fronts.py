@@ -12,16 +12,15 @@ Mann-Whitney tests against the best, a Friedman test when the seeds are paired).
 """
 from __future__ import annotations
 
-import html
 import os
 import statistics
 from collections import Counter
-from typing import Any, Hashable
+from typing import Any, Callable, Hashable
 
 import numpy as np
 
 from autohas import stats
-from autohas.fronts import front_hypervolume, records_front
+from autohas.fronts import front_hypervolume, records_front, reference_point
 from autohas.schema import LATENCY
 
 Group = Any  # autohas.report.Group and Run: not imported, autohas.report imports this module
@@ -44,9 +43,19 @@ def true_front_of(group: Group) -> dict | None:
     return None
 
 
-def fronts_of(group: Group) -> dict[str, list[tuple[Run, list[dict]]]]:
-    """label -> [(run, its front)]."""
-    return {label: [(r, records_front(r.records)) for r in runs] for label, runs in group.runs.items()}
+def within_budget(run: Run, budget: float | None) -> list[dict]:
+    """The run's records up to its final one at `budget` (Run.final_record: where its final accuracy is
+    read), so that its front and its accuracy count the same evaluations; all of them without a budget."""
+    final = run.final_record(budget) if budget is not None else None
+    if final is None:
+        return run.records
+    last = next(i for i, r in enumerate(run.records) if r is final)
+    return run.records[:last + 1]
+
+
+def fronts_of(group: Group, budget_for: Callable[[Group, Run], float | None]) -> dict[str, list[tuple[Run, list[dict]]]]:
+    """label -> [(run, its front at the budget `budget_for(group, run)` gives)]."""
+    return {label: [(r, records_front(within_budget(r, budget_for(group, r)))) for r in runs] for label, runs in group.runs.items()}
 
 
 def reference_of(group: Group, fronts: dict[str, list[tuple[Run, list[dict]]]]) -> tuple[tuple[float, float], str]:
@@ -62,8 +71,8 @@ def reference_of(group: Group, fronts: dict[str, list[tuple[Run, list[dict]]]]) 
               if r.get("test_acc") is not None and r.get(LATENCY) is not None]
     if not points:
         return (0.0, 0.0), "none (no run evaluated an architecture with a latency)"
-    return (float(min(a for a, _ in points)), float(max(t for _, t in points))), \
-        "the worst accuracy and the slowest latency any run evaluated"
+    accuracy, latency = np.array(points, dtype=float).T
+    return reference_point(accuracy, latency), "the worst accuracy and the slowest latency any run evaluated"
 
 
 def hypervolumes(group: Group, fronts: dict[str, list[tuple[Run, list[dict]]]],
@@ -133,12 +142,13 @@ def hypervolume_notes(comparison: stats.Comparison) -> list[str]:
     return lines
 
 
-def section(group: Group, out: str, name: str) -> tuple[str, list[dict], list[str], list[tuple[str, str]]]:
+def section(group: Group, out: str, name: str, budget_for: Callable[[Group, Run], float | None]
+            ) -> tuple[str, list[dict], list[str], list[tuple[str, str]]]:
     """The section's multi-objective part, drawn into `out`: the table's heading, its rows, notes on its
-    tests, and (PNG file, caption) of the figure."""
+    tests, and (PNG file, caption) of the figure; each run's front at the budget `budget_for` gives."""
     from autohas import report_plots
 
-    fronts = fronts_of(group)
+    fronts = fronts_of(group, budget_for)
     reference, how = reference_of(group, fronts)
     true = true_front_of(group)
     comparison = stats.compare(hypervolumes(group, fronts, reference))

@@ -16,6 +16,7 @@ import numpy as np
 METRIC = "valid_acc"  # the search signal, maximised
 MODE = "max"
 LATENCY = "latency_ms"  # the second objective of a multi-objective search (--objectives accuracy,latency), minimised
+INFEASIBLE = "infeasible"  # a told result's flag: constrained search refused the proposal (searchers/feasible.py)
 HIDDEN_FROM_SEARCHERS = ("test_acc", "best_test_acc", "best_arch")
 
 IDENTITY = ("algo", "space", "dataset", "seed", "trial_id")

@@ -249,6 +249,12 @@ def _validate_latency(options: Options) -> None:
     if target is not None and float(latency.min()) > target:
         raise AutohasError(f"--latency-target {target:g} ms is below the fastest {space.name} architecture on "
                            f"{options.device} ({float(latency.min()):.4g} ms)")
+    if target is not None and target > float(latency.max()):  # TAS' term would push toward the slowest cells all along
+        raise AutohasError(f"--latency-target {target:g} ms is above the slowest {space.name} architecture on "
+                           f"{options.device} ({float(latency.max()):.4g} ms): every cell meets it, leave it out")
+
+
+MAX_LATENCY_BATCH = 4096  # inputs per timed forward: more is an allocation failure in every trial, not a measurement
 
 
 def _validate_latency_target(options: Options, methods: list[str]) -> None:
@@ -291,8 +297,8 @@ def _validate_measured_latency(options: Options) -> None:
     if device == "local-gpu" and not options.gpus_per_trial:
         raise AutohasError("--device local-gpu measures on each trial's GPU: add --gpus-per-trial (e.g. 1)")
     options.latency_batch = 1 if options.latency_batch is None else options.latency_batch
-    if options.latency_batch < 1:
-        raise AutohasError("--latency-batch must be at least 1")
+    if not 1 <= options.latency_batch <= MAX_LATENCY_BATCH:
+        raise AutohasError(f"--latency-batch must be from 1 to {MAX_LATENCY_BATCH:,} inputs per timed forward")
 
 
 def evaluation_fidelities(options: Options) -> list[int]:

@@ -20,14 +20,11 @@ _REGISTRY = {
 ALGORITHMS: tuple[str, ...] = tuple(_REGISTRY)
 SINGLE_OBJECTIVE: tuple[str, ...] = ("accuracy",)
 OBJECTIVE_NAMES: tuple[str, ...] = ("accuracy", "latency")  # the canonical order (--objectives)
-# multi-objective search (accuracy, latency): the searchers that take both, and what each becomes there
-_MULTI_OBJECTIVE = {
-    "random": ("autohas.searchers.random_search", "RandomSearch"),  # proposals unchanged
-    "rea": ("autohas.searchers.rea", "ParetoRegularizedEvolution"),
-    "nsga2": ("autohas.searchers.tune_searchers", "nsga2"),
-    "tpe": ("autohas.searchers.tune_searchers", "tpe"),
-}
-MULTI_OBJECTIVE: tuple[str, ...] = tuple(_MULTI_OBJECTIVE)
+# multi-objective search (accuracy, latency): the searchers that take both; where one becomes another class
+# there, that class; the Tune factories that take the objectives themselves
+MULTI_OBJECTIVE: tuple[str, ...] = ("random", "rea", "nsga2", "tpe")
+_MULTI_OBJECTIVE_CLASSES = {"rea": ("autohas.searchers.rea", "ParetoRegularizedEvolution")}  # random: proposals unchanged
+_TAKE_OBJECTIVES: tuple[str, ...] = ("nsga2", "tpe")  # tune_searchers' factories, and their describe_<name>
 SCHEDULERS: tuple[str, ...] = ("asha", "hyperband")  # Tune's own (searchers/schedulers.py), for any searcher but bohb
 
 # One line per searcher on its settings (the protocol states them; the README's Searchers table explains them).
@@ -55,7 +52,7 @@ def is_multi_objective(objectives) -> bool:
 def check_objectives(name: str, objectives) -> None:
     """Refuse, in one line, a searcher that cannot search `objectives`."""
     check_algorithm(name)
-    if is_multi_objective(objectives) and name not in _MULTI_OBJECTIVE:
+    if is_multi_objective(objectives) and name not in MULTI_OBJECTIVE:
         raise AutohasError(f"--objectives {','.join(objectives)}: {name} searches one objective; multi-objective search "
                            f"is for {', '.join(MULTI_OBJECTIVE)}")
 
@@ -71,11 +68,9 @@ def create(name: str, space: Space, seed: int, objectives=SINGLE_OBJECTIVE, **op
     check_objectives(name, objectives)
     import importlib
 
-    if not is_multi_objective(objectives):
-        module, attribute = _REGISTRY[name]
-        return getattr(importlib.import_module(module), attribute)(space, seed, **options)
-    module, attribute = _MULTI_OBJECTIVE[name]
-    if name in ("nsga2", "tpe"):
+    multi = is_multi_objective(objectives)
+    module, attribute = _MULTI_OBJECTIVE_CLASSES.get(name, _REGISTRY[name]) if multi else _REGISTRY[name]
+    if multi and name in _TAKE_OBJECTIVES:
         options["objectives"] = tuple(objectives)
     return getattr(importlib.import_module(module), attribute)(space, seed, **options)
 
@@ -83,7 +78,7 @@ def create(name: str, space: Space, seed: int, objectives=SINGLE_OBJECTIVE, **op
 def describe(name: str, objectives=SINGLE_OBJECTIVE) -> str:
     """One line on searcher `name` and its settings (under `objectives`), for the experiment's protocol."""
     check_objectives(name, objectives)
-    if name in ("tpe", "nsga2"):
+    if name in _TAKE_OBJECTIVES:
         from autohas.searchers import tune_searchers
 
         return getattr(tune_searchers, f"describe_{name}")(objectives=tuple(objectives))

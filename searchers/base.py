@@ -77,6 +77,11 @@ class SpaceSearcher(Searcher):
     def observe(self, arch: str, score: float) -> None:
         """A finished evaluation (`score` is larger-is-better whatever the mode)."""
 
+    def observe_result(self, arch: str, score: float, result: dict) -> None:
+        """A finished evaluation with the whole result, for a searcher that reads more than the signal
+        (rea's multi-objective form reads latency_ms); by default `observe`."""
+        self.observe(arch, score)
+
     # -- Tune's protocol -------------------------------------------------------------------
     def set_search_properties(self, metric, mode, config, **spec) -> bool:
         """Tune's metric and mode, and its param_space (only the space's own decisions may be searched)."""
@@ -97,7 +102,7 @@ class SpaceSearcher(Searcher):
         if arch is None or error or not result or result.get(self.metric) is None:
             return
         score = float(result[self.metric])
-        self.observe(arch, score if self.mode == "max" else -score)
+        self.observe_result(arch, score if self.mode == "max" else -score, result)
 
     # -- state -----------------------------------------------------------------------------
     def get_state(self) -> dict:

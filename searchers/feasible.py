@@ -27,13 +27,12 @@ from ray.tune.search import Searcher
 
 from autohas.errors import AutohasError
 from autohas.latency import latencies
-from autohas.schema import LATENCY
+from autohas.schema import INFEASIBLE, LATENCY
 from autohas.searchers.wrapping import WrappingSearcher
 from autohas.spaces import get_space
 
 MAX_REJECTIONS = 10_000  # proposals over the limit in a row before the search gives up
 WORST_SIGNAL = 0.0  # the worst valid accuracy (%): what an infeasible proposal scores
-INFEASIBLE = "infeasible"  # the told result's flag: a searcher may treat a rejection apart (rea draws again)
 
 
 class FeasibleSearcher(WrappingSearcher):

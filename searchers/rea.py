@@ -27,10 +27,9 @@ import numpy as np
 
 from autohas.errors import AutohasError
 from autohas.pareto import crowding_distance, non_dominated_sort
-from autohas.schema import LATENCY
+from autohas.schema import INFEASIBLE, LATENCY
 from autohas.spaces import Space
 from autohas.searchers.base import SpaceSearcher
-from autohas.searchers.feasible import INFEASIBLE
 
 
 class RegularizedEvolution(SpaceSearcher):
@@ -67,7 +66,11 @@ class RegularizedEvolution(SpaceSearcher):
             super().on_trial_complete(trial_id, result, error=error)
 
     def observe(self, arch: str, score: float) -> None:
-        self.population.append((arch, score))
+        self.observe_member((arch, score))
+
+    def observe_member(self, member: tuple) -> None:
+        """A finished child joins the population; the oldest member leaves it."""
+        self.population.append(member)
         if len(self.population) > self.population_size:
             self.population.popleft()
 
@@ -95,19 +98,8 @@ class ParetoRegularizedEvolution(RegularizedEvolution):
         best = min(drawn, key=lambda i: (ranks[i], -crowding[i]))  # min keeps the first of equals
         return self.population[best]
 
-    def on_trial_complete(self, trial_id: str, result: dict | None = None, error: bool = False) -> None:
-        if self.rejected(trial_id, result):
-            return
-        arch = self.pending.pop(trial_id, None)
-        if arch is None or error or not result or result.get(self.metric) is None:
-            return
+    def observe_result(self, arch: str, score: float, result: dict) -> None:
         latency = result.get(LATENCY)
         if latency is None or not math.isfinite(float(latency)):
             raise AutohasError(f"rea with two objectives needs each result's {LATENCY} (give --latency-table and --device)")
-        score = float(result[self.metric])
-        self.observe_both(arch, score if self.mode == "max" else -score, float(latency))
-
-    def observe_both(self, arch: str, score: float, latency: float) -> None:
-        self.population.append((arch, score, latency))
-        if len(self.population) > self.population_size:
-            self.population.popleft()
+        self.observe_member((arch, score, float(latency)))

@@ -203,6 +203,7 @@ def _refusals(tmp: Path, toy: str) -> list[tuple[list[str], str]]:
         (ws + lat + ["--latency-target", "0"], "--latency-target must be a positive number of milliseconds"),
         (ws + lat + ["--latency-target", "-1"], "--latency-target must be a positive number of milliseconds"),
         (ws + lat + ["--latency-target", "0.1"], "--latency-target 0.1 ms is below the fastest nats-tss architecture on toy (0.5 ms)"),
+        (ws + lat + ["--latency-target", "30"], "--latency-target 30 ms is above the slowest nats-tss architecture on toy (24.5 ms)"),
         (["--algo", "rea", "--space", "nats-tss", *out, *lat, "--latency-target", "2"], "--latency-target is for weight-sharing methods"),
         (["--algo", "rea,gdas", "--space", "nats-tss", *out, *lat, "--latency-target", "2"],
          "--latency-target is a loss term of weight-sharing search; rea search black-box: give them --latency-limit"),

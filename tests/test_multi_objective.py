@@ -241,7 +241,7 @@ def test_a_runs_front_is_chosen_by_the_search_signal_at_each_architectures_last_
 
 
 # -- the report -----------------------------------------------------------------------------------
-def test_the_report_draws_fronts_and_tabulates_hypervolumes(ray_session, tables, tmp_path):
+def test_the_report_draws_fronts_and_tabulates_hypervolumes(ray_session, tables, tmp_path, capsys):
     from autohas.tune import main
 
     bench, table, accuracy, latency = tables
@@ -283,4 +283,23 @@ def test_the_report_draws_fronts_and_tabulates_hypervolumes(ray_session, tables,
     assert (f"reference point ({evaluated[0]:.2f} %, {evaluated[1]:.4g} ms): the worst accuracy and the slowest latency "
             "any run evaluated") in again and "true front (benchmark)" not in again
     # the objectives are fixed on resume
+    capsys.readouterr()
     assert main(argv[:-1] + ["--resume", "--objectives", "accuracy", "--quiet"]) == 2
+    assert "--objectives ['accuracy']: it was started with ['accuracy', 'latency']" in capsys.readouterr().err
+
+
+
+def test_a_runs_front_counts_the_evaluations_its_final_accuracy_counts():
+    """Evaluations past the budget (BOHB settling, the crossing trial's successors) are not in the front,
+    as they are not in the final accuracy (the record nearest the budget, Run.final_record)."""
+    from autohas.report import Run
+    from autohas.report_fronts import within_budget
+
+    def record(arch, acc, lat, t):
+        return {"arch": arch, "valid_acc": acc, "test_acc": acc, "latency_ms": lat, "epoch": 12, "sim_seconds": t,
+                "best_test_acc": acc}
+
+    run = Run("e", "rea", 0, [record("a", 80.0, 2.0, 40.0), record("b", 85.0, 3.0, 95.0), record("c", 99.0, 1.0, 180.0)])
+    assert [r["arch"] for r in within_budget(run, 100.0)] == ["a", "b"]
+    assert [p["arch"] for p in records_front(within_budget(run, 100.0))] == ["a", "b"]
+    assert [r["arch"] for r in within_budget(run, None)] == ["a", "b", "c"]
