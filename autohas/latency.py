@@ -245,6 +245,8 @@ class AdditiveLatencyModel:
     heldout_r2: float
     heldout_mape: float
     space: Space = field(repr=False)
+    # the weights as a tensor per (device, dtype) a torch P came in: built once, not on every step
+    _tensors: dict = field(default_factory=dict, init=False, repr=False, compare=False)
 
     def predict(self, indices: Sequence[int] | np.ndarray) -> np.ndarray:
         """Predicted latency (ms) of the architectures at these official indices."""
@@ -262,18 +264,23 @@ class AdditiveLatencyModel:
 
         One formula for both kinds of P: a numpy array gives a float; a torch tensor gives a tensor
         of its dtype and device through which gradients flow (what a weight-sharing search's latency
-        loss differentiates), without this module importing torch."""
+        loss differentiates), without this module importing torch.
+
+        A tensor's shape is checked, not its values: reading them would copy P to the host and wait
+        for the device on every step of a search (its softmax is a distribution by construction)."""
         tensor = hasattr(probabilities, "detach")  # a torch tensor (duck-typed: torch stays unimported here)
         p = probabilities if tensor else np.asarray(probabilities, dtype=np.float64)
-        values = p.detach().cpu().double().numpy() if tensor else p
-        if values.shape != self.weights.shape:
-            raise AutohasError(f"latency model: probabilities of shape {tuple(values.shape)}, expected {self.weights.shape} "
+        if tuple(p.shape) != self.weights.shape:
+            raise AutohasError(f"latency model: probabilities of shape {tuple(p.shape)}, expected {self.weights.shape} "
                                "(decisions x choices)")
-        if not np.isfinite(values).all() or (values < 0).any() or not np.allclose(values.sum(axis=1), 1.0, atol=1e-6):
-            raise AutohasError("latency model: each decision's probabilities must be non-negative and sum to 1")
-        weights = p.new_tensor(self.weights) if tensor else self.weights
-        total = self.intercept + (p * weights).sum()
-        return total if tensor else float(total)
+        if not tensor:
+            if not np.isfinite(p).all() or (p < 0).any() or not np.allclose(p.sum(axis=1), 1.0, atol=1e-6):
+                raise AutohasError("latency model: each decision's probabilities must be non-negative and sum to 1")
+            return float(self.intercept + (p * self.weights).sum())
+        key = (p.device, p.dtype)
+        if key not in self._tensors:
+            self._tensors[key] = p.new_tensor(self.weights)
+        return self.intercept + (p * self._tensors[key]).sum()
 
 
 def fit_additive_model(space: Space, latencies: np.ndarray, indices: Sequence[int] | np.ndarray | None = None

@@ -110,8 +110,9 @@ def measured_latency_file(experiment_dir: str, space: str, arch_index: int, devi
 
 
 def read_measured_latency(path: str, key: dict) -> dict | None:
-    """The measurement kept at `path` if it is one of `key` (every item equal), else None (absent,
-    unreadable, or measured for something else: measured again)."""
+    """The measurement kept at `path` if it is one of `key` (every item equal, the measuring machine's
+    description among them), else None (absent, unreadable, or measured for something else or on another
+    machine: measured again)."""
     try:
         with open(path) as handle:
             entry = json.load(handle)

@@ -180,7 +180,9 @@ def _validate_weight_sharing(options: Options) -> None:
 
 def _validate_objectives(options: Options) -> None:
     """--objectives: accuracy alone (default), or accuracy and latency in the canonical order, which needs a
-    latency table and a device, searchers that take two objectives, and no trial scheduler."""
+    latency (a table's device, or one measured in train mode: local-cpu / local-gpu), searchers that take
+    two objectives, and no trial scheduler."""
+    from autohas.latency import LOCAL_DEVICES
     from autohas.searchers import MULTI_OBJECTIVE, OBJECTIVE_NAMES
 
     given = list(options.objectives or ["accuracy"])
@@ -193,8 +195,10 @@ def _validate_objectives(options: Options) -> None:
     if options.objectives == ["accuracy"]:
         return
     flag = f"--objectives {','.join(options.objectives)}"
-    if options.latency_table is None or options.device is None:
-        raise AutohasError(f"{flag} needs --latency-table PATH and --device NAME (the latency it minimises)")
+    measured = options.device in LOCAL_DEVICES and options.latency_table is None  # each trial times its network
+    if options.device is None or (options.latency_table is None and not measured):
+        raise AutohasError(f"{flag} needs --latency-table PATH and --device NAME (the latency it minimises), or "
+                           "--device local-cpu / local-gpu with --evaluate train (a measured one)")
     unsupported = [a for a in options.algo if a not in MULTI_OBJECTIVE]
     if unsupported:
         raise AutohasError(f"{flag}: {', '.join(unsupported)} search one objective; multi-objective search is for "

@@ -123,6 +123,25 @@ def test_a_second_trial_of_the_same_network_reads_the_kept_measurement(tmp_path,
         trial_latency(gpu, Training(gpu, TSS_ARCH, seed=1), TSS_ARCH)
 
 
+def test_a_measurement_kept_by_another_machine_is_measured_again_here(tmp_path, counted):
+    """A resume on another machine, or a mixed cluster, must not reuse another machine's number."""
+    from autohas.trainables.measured_latency import latency_key, trial_latency
+    from autohas.trainables.train import Training
+
+    setup = setup_for(tmp_path)
+    here = describe_device("cpu")
+    space, index, key = latency_key(setup, TSS_ARCH, (3, 16, 16), "Another CPU, torch threads 64")
+    path = layout.measured_latency_file(setup.latency_cache, space, index, "local-cpu", 1)
+    layout.write_measured_latency(path, {**key, "latency_ms": 123.0})
+    assert layout.read_measured_latency(path, {**key, "machine": here}) is None
+    assert layout.read_measured_latency(path, key)["latency_ms"] == 123.0  # the same key, machine included, reads it
+    ms = trial_latency(setup, Training(setup, TSS_ARCH, seed=1), TSS_ARCH)
+    assert len(counted) == 1 and ms != 123.0
+    kept = json.loads(open(path).read())
+    assert kept["machine"] == here and kept["latency_ms"] == ms  # replaced by this machine's measurement
+    assert trial_latency(setup, Training(setup, TSS_ARCH, seed=2), TSS_ARCH) == ms and len(counted) == 1
+
+
 def test_has_candidates_with_one_cell_share_its_measurement(tmp_path, counted):
     """The latency is the network's: AutoHAS' learning rate and weight decay do not change it."""
     from autohas.trainables.measured_latency import trial_latency
@@ -245,6 +264,10 @@ def test_bad_measured_latency_options_are_one_line_exit_2_before_ray_and_any_fol
         (["--algo", "rea", "--space", "nats-tss", "--benchmark", str(tmp_path / "t.csv"), "--latency-batch", "4", *out],
          "--latency-batch is for --evaluate train"),
         (train + ["--device", "pixel3"], "--device needs --latency-table PATH"),
+        (train + ["--objectives", "accuracy,latency"], "--objectives accuracy,latency needs --latency-table PATH and "
+         "--device NAME (the latency it minimises), or --device local-cpu / local-gpu with --evaluate train"),
+        (["--algo", "rea", "--space", "nats-tss", "--benchmark", str(tmp_path / "t.csv"), "--device", "local-cpu",
+          "--objectives", "accuracy,latency", *out], "--device local-cpu measures the networks that --evaluate train builds"),
     ]
     answer = main_in_one_process([argv for argv, _ in cases], {**os.environ, "AUTOHAS_BENCHMARK": ""}, timeout=120)
     for (argv, phrase), (rc, err) in zip(cases, answer["results"]):
@@ -252,3 +275,39 @@ def test_bad_measured_latency_options_are_one_line_exit_2_before_ray_and_any_fol
         assert phrase in err and len(err.strip().splitlines()) == 1, (phrase, err)
     assert not answer["ray_started"]
     assert not (tmp_path / "out").exists()
+
+
+def test_a_measured_latency_is_an_objective_of_rea_and_nsga2_with_a_reference_from_the_runs(ray_session, tmp_path, capsys):
+    """Train mode with --device local-cpu and two objectives: every record carries the measured latency,
+    rea's Pareto variant and optuna's NSGA-II read it from the results, and the report, with no table to
+    compute a true front from, states a reference point taken from the runs' own evaluations."""
+    from autohas.tune import main
+
+    old = os.environ.get("AUTOHAS_DATA_CACHE")
+    os.environ["AUTOHAS_DATA_CACHE"] = str(tmp_path / "data")
+    try:
+        code = main(["--algo", "rea,nsga2", "--space", "nats-tss", "--evaluate", "train", "--dataset", "digits",
+                     "--objectives", "accuracy,latency", "--device", "local-cpu", "--num-samples", "3", "--epochs", "1",
+                     "--cpus-per-trial", "1", "--storage", str(tmp_path), "--name", "mo", "--quiet"])
+    finally:
+        if old is None:
+            os.environ.pop("AUTOHAS_DATA_CACHE")
+        else:
+            os.environ["AUTOHAS_DATA_CACHE"] = old
+    assert code == 0, capsys.readouterr().err
+    folder = tmp_path / "mo"
+    recs = [json.loads(line) for line in open(folder / "results.jsonl")]
+    assert {r["algo"] for r in recs} == {"rea", "nsga2"}
+    assert all(r["latency_ms"] > 0 for r in recs)
+    kept = {e["arch"]: e["latency_ms"] for e in layout.measured_latencies(str(folder))}
+    assert all(r["latency_ms"] == kept[r["arch"]] for r in recs)
+    protocol = json.loads((folder / "protocol.json").read_text())
+    assert protocol["objectives"] == ["accuracy", "latency"] and protocol["latency"]["device"] == "local-cpu"
+    assert protocol["latency"]["measured"].startswith("measured on local-cpu (")
+    md = (folder / "report" / "report.md").read_text()
+    section = md[md.index("### Pareto fronts"):]
+    assert "the worst accuracy and the slowest latency any run evaluated" in section
+    assert "| algorithm | runs | mean HV |" in section and "| rea | 1 |" in section and "| nsga2 | 1 |" in section
+    worst = min(r["test_acc"] for r in recs if r.get("test_acc") is not None)
+    slowest = max(r["latency_ms"] for r in recs)
+    assert f"reference point ({worst:.2f} %, {slowest:.4g} ms)" in section  # taken from the runs' own evaluations

@@ -17,8 +17,9 @@ draw exactly from it; DARTS, SETN, SANAS and LeaSE mix by it).
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import lru_cache
+from itertools import product
 from typing import Callable, Protocol, Sequence
 
 import numpy as np
@@ -43,11 +44,17 @@ class Cost(Protocol):
 def cost_loss(cost: Cost, alpha: torch.Tensor, target: float, tolerance: float) -> torch.Tensor:
     """TAS' L_cost (Eq. 3.15): log E_cost if the argmax architecture costs over (1+t) R, -log E_cost
     if under (1-t) R, else 0; R = `target` (the cost's unit), t = `tolerance`, E_cost under softmax(alpha)."""
-    current = cost.of(alpha.detach().argmax(dim=-1).tolist())
-    if (1 - tolerance) * target <= current <= (1 + tolerance) * target:
+    low, high = (1 - tolerance) * target, (1 + tolerance) * target
+    choices = alpha.detach().argmax(dim=-1)
+    if isinstance(cost, LatencyCost):  # decided on alpha's device: no host round trip per step
+        current = cost.of_tensor(choices)
+        expected = cost.expected(torch.softmax(alpha, dim=-1)).log().to(alpha.dtype)
+        return torch.where(current > high, expected, torch.where(current < low, -expected, alpha.sum() * 0.0))
+    current = cost.of(choices.tolist())
+    if low <= current <= high:
         return alpha.sum() * 0.0
     expected = cost.expected(torch.softmax(alpha, dim=-1)).log().to(alpha.dtype)
-    return expected if current > (1 + tolerance) * target else -expected
+    return expected if current > high else -expected
 
 
 @dataclass(frozen=True, eq=False)
@@ -59,10 +66,24 @@ class LatencyCost:
     model: AdditiveLatencyModel
     table: np.ndarray  # ms by official index
     floor: float  # the table's fastest cell
+    # per device: (the table by mixed-radix code of the op indices, each decision's place value), built once
+    _on_device: dict = field(default_factory=dict, init=False, repr=False, compare=False)
 
     def of(self, indices: Sequence[int]) -> float:
         space = self.model.space
         return float(self.table[space.arch_to_index(space.encode(tuple(d.choices[int(i)] for d, i in zip(space.decisions, indices))))])
+
+    def of_tensor(self, indices: torch.Tensor) -> torch.Tensor:
+        """`of` as a float64 scalar tensor on `indices`' device, looked up there (the per-step cost loss
+        then never waits for the device to hand the argmax cell to the host)."""
+        if indices.device not in self._on_device:
+            counts = [len(d.choices) for d in self.model.space.decisions]
+            by_code = [self.of(cell) for cell in product(*(range(n) for n in counts))]  # the last decision varies fastest
+            places = [int(np.prod(counts[d + 1:])) for d in range(len(counts))]
+            self._on_device[indices.device] = (torch.tensor(by_code, dtype=torch.float64, device=indices.device),
+                                               torch.tensor(places, dtype=torch.int64, device=indices.device))
+        by_code, places = self._on_device[indices.device]
+        return by_code[(indices.to(torch.int64) * places).sum()]
 
     def expected(self, probs: torch.Tensor) -> torch.Tensor:
         p = probs.to(torch.float64)
