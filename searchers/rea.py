@@ -101,5 +101,6 @@ class ParetoRegularizedEvolution(RegularizedEvolution):
     def observe_result(self, arch: str, score: float, result: dict) -> None:
         latency = result.get(LATENCY)
         if latency is None or not math.isfinite(float(latency)):
-            raise AutohasError(f"rea with two objectives needs each result's {LATENCY} (give --latency-table and --device)")
+            raise AutohasError(f"rea with two objectives needs each result's {LATENCY} (give --latency-table and --device, "
+                               "or --device local-cpu / local-gpu in train mode)")
         self.observe_member((arch, score, float(latency)))
