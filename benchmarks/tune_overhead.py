@@ -9,7 +9,6 @@ the wall seconds per trial, the figure the simulated-clock driver is compared wi
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 import tempfile
 

@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import time
 
 from common import DEFAULT_TABLE, ROOT, require
 

@@ -80,3 +80,14 @@ def main_in_one_process(argvs: list[list[str]], env: dict, timeout: int) -> dict
                           text=True, timeout=timeout, env=env)
     assert done.returncode == 0, done.stderr[-2000:]
     return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def assert_refused_before_ray(cases: list[tuple[list[str], str]], never_made: Path, timeout: int = 120) -> None:
+    """Each (argv, phrase) of `cases`, run in one fresh process, ends with exit code 2 and one stderr line
+    holding the phrase; Ray never started and the folder `never_made` was never made."""
+    answer = main_in_one_process([argv for argv, _ in cases], {**os.environ, "AUTOHAS_BENCHMARK": ""}, timeout=timeout)
+    for (argv, phrase), (rc, err) in zip(cases, answer["results"]):
+        assert rc == 2, (argv, err)
+        assert phrase in err and len(err.strip().splitlines()) == 1, (phrase, err)
+    assert not answer["ray_started"]
+    assert not never_made.exists()

@@ -4,7 +4,6 @@ report names the best feasible cell of the table."""
 from __future__ import annotations
 
 import json
-import os
 import pickle
 from pathlib import Path
 
@@ -17,7 +16,7 @@ from autohas.runner import RunSpec, build_searcher, execute
 from autohas.schema import RECORD_KEYS
 from autohas.simulate import SimulatedRun, simulate_run
 from autohas.spaces import get_space
-from tests.conftest import ROOT, SHARED_DATA, main_in_one_process
+from tests.conftest import SHARED_DATA, assert_refused_before_ray
 
 LATENCY = SHARED_DATA / "nats-tss" / "nats-tss-latency.csv"
 DEVICE = "pixel3"
@@ -179,12 +178,7 @@ def _bad_inputs(tmp: Path, table: Path, latency: Path) -> list[tuple[list[str], 
 
 def test_bad_latency_options_are_one_line_exit_2_before_ray_and_any_folder(table_path, latency_path, tmp_path):
     cases = _bad_inputs(tmp_path, table_path, latency_path)
-    answer = main_in_one_process([argv for argv, _ in cases], {**os.environ, "AUTOHAS_BENCHMARK": ""}, timeout=120)
-    for (argv, phrase), (rc, err) in zip(cases, answer["results"]):
-        assert rc == 2, (argv, err)
-        assert phrase in err and len(err.strip().splitlines()) == 1, (phrase, err)
-    assert not answer["ray_started"]
-    assert not (tmp_path / "out").exists()
+    assert_refused_before_ray(cases, tmp_path / "out")
 
 
 def test_the_report_names_the_feasible_optimum_and_each_final_latency(ray_session, table_path, latency_path, pixel3, tmp_path):

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import os
 from pathlib import Path
 
 import numpy as np
@@ -19,7 +18,7 @@ from autohas.trainables.weight_sharing import LATENCY_TARGET_METHODS, METHOD_NAM
 from autohas.trainables.weight_sharing.methods.cost import COST_TOLERANCE, COST_WEIGHT, LatencyCost, cost_loss, latency_cost
 from autohas.trainables.weight_sharing.registry import METHODS
 from autohas.trainables.weight_sharing.search import SearchRecipe, SearchSetup, SupernetSearch, search_results
-from tests.conftest import SHARED_DATA, main_in_one_process
+from tests.conftest import SHARED_DATA, assert_refused_before_ray
 
 TINY = SearchRecipe(epochs=3, channels=4, cells_per_stage=1, steps_per_epoch=2, eval_batches=1, candidates=4,
                     batch_size=16, eval_batch_size=64)
@@ -216,12 +215,7 @@ def _refusals(tmp: Path, toy: str) -> list[tuple[list[str], str]]:
 
 def test_bad_latency_targets_are_one_line_exit_2_before_ray_and_any_folder(toy, tmp_path):
     cases = _refusals(tmp_path, toy)
-    answer = main_in_one_process([argv for argv, _ in cases], {**os.environ, "AUTOHAS_BENCHMARK": ""}, timeout=120)
-    for (argv, phrase), (rc, err) in zip(cases, answer["results"]):
-        assert rc == 2, (argv, err)
-        assert phrase in err and len(err.strip().splitlines()) == 1, (phrase, err)
-    assert not answer["ray_started"]
-    assert not (tmp_path / "out").exists()
+    assert_refused_before_ray(cases, tmp_path / "out")
 
 
 @pytest.mark.slow  # Ray, a Tune trial and the report: ~20 s on a quiet machine, minutes on a busy one

@@ -14,7 +14,7 @@ from torch import nn
 from autohas import layout
 from autohas.models.latency_measure import describe_device, measure_latency
 from autohas.spaces import get_space
-from tests.conftest import main_in_one_process
+from tests.conftest import assert_refused_before_ray
 
 TSS_ARCH = "|nor_conv_3x3~0|+|none~0|skip_connect~1|+|none~0|none~1|skip_connect~2|"
 
@@ -269,12 +269,7 @@ def test_bad_measured_latency_options_are_one_line_exit_2_before_ray_and_any_fol
         (["--algo", "rea", "--space", "nats-tss", "--benchmark", str(tmp_path / "t.csv"), "--device", "local-cpu",
           "--objectives", "accuracy,latency", *out], "--device local-cpu measures the networks that --evaluate train builds"),
     ]
-    answer = main_in_one_process([argv for argv, _ in cases], {**os.environ, "AUTOHAS_BENCHMARK": ""}, timeout=120)
-    for (argv, phrase), (rc, err) in zip(cases, answer["results"]):
-        assert rc == 2, (argv, err)
-        assert phrase in err and len(err.strip().splitlines()) == 1, (phrase, err)
-    assert not answer["ray_started"]
-    assert not (tmp_path / "out").exists()
+    assert_refused_before_ray(cases, tmp_path / "out")
 
 
 def test_a_measured_latency_is_an_objective_of_nsga2_with_a_reference_from_the_runs(ray_session, tmp_path, capsys):

@@ -6,7 +6,6 @@ to tmp (no ../shared data needed)."""
 from __future__ import annotations
 
 import json
-import os
 import re
 from pathlib import Path
 
@@ -22,7 +21,7 @@ from autohas.searchers.rea import ParetoRegularizedEvolution, RegularizedEvoluti
 from autohas.simulate import SimulatedRun, simulate_run
 from autohas.spaces import get_space
 from autohas.spaces.nats_tss import OPERATIONS
-from tests.conftest import main_in_one_process
+from tests.conftest import assert_refused_before_ray
 
 SPACE = get_space("nats-tss")
 DEVICE = "dev"
@@ -91,12 +90,7 @@ def test_bad_objectives_are_one_line_exit_2_before_ray_and_any_folder(tables, tm
         (["--algo", "random,darts-v1"] + base + lat + both, "darts-v1 search one objective"),
         (["--algo", "rea"] + base + lat + both + ["--scheduler", "asha"], "cannot run with --scheduler asha"),
     ]
-    answer = main_in_one_process([argv for argv, _ in cases], {**os.environ, "AUTOHAS_BENCHMARK": ""}, timeout=120)
-    for (argv, phrase), (rc, err) in zip(cases, answer["results"]):
-        assert rc == 2, (argv, err)
-        assert phrase in err and len(err.strip().splitlines()) == 1, (phrase, err)
-    assert not answer["ray_started"]
-    assert not (tmp_path / "out").exists()
+    assert_refused_before_ray(cases, tmp_path / "out")
 
 
 # -- REA with non-dominated sorting --------------------------------------------------------------
