@@ -67,8 +67,8 @@ def _saved(fs, run_dir: str, trials: set[str]) -> bool:
         if info.base_name.startswith("experiment_state") and info.base_name.endswith(".json"):
             try:
                 saved = _read(fs, info.path)
-            except FileNotFoundError:  # a newer snapshot replaced it
-                continue
+            except OSError:  # a newer snapshot replaced it: gone before the open (FileNotFoundError) or during the
+                continue     # read (pyarrow's plain OSError "AWS Error RESOURCE_NOT_FOUND during GetObject", seen in CI)
             if all(trial in saved for trial in trials):
                 return True
     return False
