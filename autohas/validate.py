@@ -201,7 +201,8 @@ def _validate_objectives(options: Options) -> None:
                            "--device local-cpu / local-gpu with --evaluate train (a measured one)")
     unsupported = [a for a in options.algo if a not in MULTI_OBJECTIVE]
     if unsupported:
-        raise AutohasError(f"{flag}: {', '.join(unsupported)} search one objective; multi-objective search is for "
+        raise AutohasError(f"{flag}: {', '.join(unsupported)} {'searches' if len(unsupported) == 1 else 'search'} one "
+                           f"objective; multi-objective search is for "
                            f"{', '.join(MULTI_OBJECTIVE)}")
     if options.scheduler is not None:
         raise AutohasError(f"{flag} cannot run with --scheduler {options.scheduler}: a trial scheduler stops trials on "

@@ -86,8 +86,8 @@ def test_bad_objectives_are_one_line_exit_2_before_ray_and_any_folder(tables, tm
         (["--algo", "rea"] + base + lat + ["--objectives", "accuracy,latency,accuracy"], "(each once)"),
         (["--algo", "rea,gp,bohb"] + base + lat + both,
          "gp, bohb search one objective; multi-objective search is for random, rea, nsga2, tpe"),
-        (["--algo", "reinforce"] + base + lat + both, "reinforce search one objective"),
-        (["--algo", "random,darts-v1"] + base + lat + both, "darts-v1 search one objective"),
+        (["--algo", "reinforce"] + base + lat + both, "reinforce searches one objective"),
+        (["--algo", "random,darts-v1"] + base + lat + both, "darts-v1 searches one objective"),
         (["--algo", "rea"] + base + lat + both + ["--scheduler", "asha"], "cannot run with --scheduler asha"),
     ]
     assert_refused_before_ray(cases, tmp_path / "out")
