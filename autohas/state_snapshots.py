@@ -113,6 +113,30 @@ def _loads(name: str, data: bytes) -> bool:
         return False
 
 
+def _published(fs, run_dir: str) -> str | None:
+    """Path of the snapshot the pointer names (None before the first one is published)."""
+    root = f"{run_dir.rstrip('/')}/{SNAPSHOT_DIR}"
+    try:
+        return f"{root}/{_read(fs, f'{root}/{CURRENT}').decode().strip()}"
+    except OSError:  # FileNotFoundError included
+        return None
+
+
+def published_experiment_state(run_dir: str, fs=None) -> str:
+    """Text of the experiment state in the published snapshot of `run_dir` (a path in `fs`,
+    default the local disk; '' if none yet): what a resume starts from. A snapshot folder still
+    being written, or one replaced, is not it."""
+    fs = fs or _local()
+    source = _published(fs, run_dir)
+    if source is None:
+        return ""
+    try:
+        names = [n for n, folder in _entries(fs, source).items() if not folder and n.startswith("experiment_state")]
+        return "".join(_read(fs, f"{source}/{n}").decode(errors="replace") for n in names)
+    except OSError:  # replaced by a newer snapshot between the pointer's read and these reads
+        return ""
+
+
 def restore_snapshot(run_location: str) -> bool:
     """Put the newest complete snapshot's files back into a run (a folder or a URI); drop
     unreadable state files.
@@ -124,11 +148,10 @@ def restore_snapshot(run_location: str) -> bool:
     from autohas.storage import filesystem
 
     fs, run_dir = filesystem(run_location)
-    root = f"{run_dir.rstrip('/')}/{SNAPSHOT_DIR}"
+    source = _published(fs, run_dir)
     try:
-        source = f"{root}/{_read(fs, f'{root}/{CURRENT}').decode().strip()}"
-        names = sorted(n for n, folder in _entries(fs, source).items() if not folder)
-    except (OSError, FileNotFoundError):
+        names = sorted(n for n, folder in _entries(fs, source).items() if not folder) if source else []
+    except OSError:
         names = []
     for name in names:
         temporary = f"{run_dir}/.{uuid.uuid4().hex}-{name}"

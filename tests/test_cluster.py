@@ -132,19 +132,15 @@ def _wait_for_records(path: Path, trials: int, process: subprocess.Popen, timeou
 
 
 def _wait_until_saved(run_dir: Path, trials: set[str], process: subprocess.Popen, timeout: float = 120) -> None:
-    """Until Tune's saved state (the newest snapshot of it) knows `trials`: a run killed sooner
+    """Until Tune's saved state (the published snapshot of it) knows `trials`: a run killed sooner
     resumes from the save before and rightly drops what those trials reported since."""
-    from autohas.state_snapshots import SNAPSHOT_DIR
+    from autohas.state_snapshots import published_experiment_state
 
     deadline = time.time() + timeout
     while time.time() < deadline:
-        for state in run_dir.glob(f"{SNAPSHOT_DIR}/snap-*/experiment_state*.json"):
-            try:
-                saved = state.read_text(errors="replace")
-            except FileNotFoundError:  # a newer snapshot replaced it
-                continue
-            if all(trial in saved for trial in trials):
-                return
+        saved = published_experiment_state(str(run_dir))
+        if saved and all(trial in saved for trial in trials):
+            return
         assert process.poll() is None, "the experiment ended before it could be interrupted"
         time.sleep(0.2)
     raise TimeoutError(f"Tune saved no state with {trials} within {timeout:.0f} s")

@@ -57,21 +57,13 @@ def _read(fs, path: str) -> str:
 
 
 def _saved(fs, run_dir: str, trials: set[str]) -> bool:
-    """Whether a snapshot of Tune's state in the bucket knows every one of `trials`."""
-    import pyarrow.fs
+    """Whether the published snapshot of Tune's state in the bucket (the one a resume restores)
+    knows every one of `trials`. A newer snapshot folder already holds its files before the
+    pointer names it: checking it instead let the kill land one save too early (failed CI once)."""
+    from autohas.state_snapshots import published_experiment_state
 
-    from autohas.state_snapshots import SNAPSHOT_DIR
-
-    selector = pyarrow.fs.FileSelector(f"{run_dir}/{SNAPSHOT_DIR}", recursive=True, allow_not_found=True)
-    for info in fs.get_file_info(selector):
-        if info.base_name.startswith("experiment_state") and info.base_name.endswith(".json"):
-            try:
-                saved = _read(fs, info.path)
-            except OSError:  # a newer snapshot replaced it: gone before the open (FileNotFoundError) or during the
-                continue     # read (pyarrow's plain OSError "AWS Error RESOURCE_NOT_FOUND during GetObject", seen in CI)
-            if all(trial in saved for trial in trials):
-                return True
-    return False
+    saved = published_experiment_state(run_dir, fs)
+    return bool(saved) and all(trial in saved for trial in trials)
 
 
 def _epochs(text: str) -> dict[str, list[int]]:

@@ -3,7 +3,7 @@
 import json
 import pickle
 
-from autohas.state_snapshots import SNAPSHOT_DIR, restore_snapshot, take_snapshot
+from autohas.state_snapshots import SNAPSHOT_DIR, published_experiment_state, restore_snapshot, take_snapshot
 
 
 def _stage(folder, step):
@@ -33,6 +33,22 @@ def test_restore_puts_back_the_newest_complete_set(tmp_path):
     assert pickle.loads((run / "search_gen_state-s1.json").read_bytes()) == {"counter": 2}
     assert not (run / "search_gen_state-s2.json").exists()
     assert (run / "experiment_state-s0.json").exists()
+
+
+def test_published_state_is_the_one_a_resume_restores(tmp_path):
+    """A snapshot folder whose files are written but which the pointer does not name yet (a kill
+    then resumes from the previous one) is not the published state."""
+    staging, run = tmp_path / "staging", tmp_path / "run"
+    run.mkdir()
+    assert published_experiment_state(str(run)) == ""
+    _stage(staging, 1)
+    take_snapshot(str(staging), str(run))
+    assert json.loads(published_experiment_state(str(run))) == {"step": 1}
+    unpublished = run / SNAPSHOT_DIR / "snap-unpublished"
+    unpublished.mkdir()
+    (unpublished / "experiment_state-s1.json").write_text(json.dumps({"step": 2}))
+    assert json.loads(published_experiment_state(str(run))) == {"step": 1}
+    assert restore_snapshot(str(run)) and json.loads((run / "experiment_state-s1.json").read_text()) == {"step": 1}
 
 
 def test_without_a_snapshot_only_unreadable_state_goes(tmp_path):
