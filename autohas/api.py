@@ -22,19 +22,23 @@ def _space(space: Space | str) -> Space:
     return space if isinstance(space, Space) else get_space(space)
 
 
-def searcher(algo: str, space: Space | str = "nats-tss", seed: int = 0, metric: str | None = None,
-             mode: str | None = None, **options: Any) -> Searcher:
+def searcher(algo: str, space: Space | str = "nats-tss", seed: int = 0, metric: str | list[str] | None = None,
+             mode: str | list[str] | None = None, **options: Any) -> Searcher:
     """A seeded autohas searcher (`algo`: random, rea, reinforce, gp, bohb, ...) over `space`, as a Tune
     Searcher for `TuneConfig(search_alg=...)`. It follows the TuneConfig's metric and mode (with or
     without a param_space; else `metric` / `mode` here, else valid_acc / max); its configs hold the
     space's decisions and the architecture string under "arch" (also `space.config_to_arch(config)`).
     A param_space may add constants; other searched keys are refused. bohb needs Tune's
-    HyperBandForBOHB scheduler beside it."""
+    HyperBandForBOHB scheduler beside it. With `objectives=("accuracy", "latency")` (random, rea, nsga2,
+    tpe) it searches two: `metric` and `mode` are then lists of two, given here (Tune's TuneConfig
+    takes one metric), by default ["valid_acc", "latency_ms"] and ["max", "min"]."""
     from autohas import searchers
     from autohas.searchers.user import UserSearcher
 
     the_space = _space(space)
-    return UserSearcher(searchers.create(algo, the_space, seed, **options), the_space, metric=metric, mode=mode)
+    objectives = 2 if searchers.is_multi_objective(options.get("objectives")) else 1
+    return UserSearcher(searchers.create(algo, the_space, seed, **options), the_space, metric=metric, mode=mode,
+                        objectives=objectives)
 
 
 def param_space(space: Space | str) -> dict:

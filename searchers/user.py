@@ -13,6 +13,12 @@ The wrapped searcher always sees autohas's metric (`valid_acc`, larger is better
 is copied under that name, negated for mode "min", and test accuracies are removed. It thus keeps its
 seeded behaviour whatever the user's metric is called.
 
+Two objectives (`autohas.searcher(..., objectives=("accuracy", "latency"))`: random, rea, nsga2, tpe).
+Tune's TuneConfig takes one metric only, so the pair comes with the searcher: `metric=[accuracy
+metric, latency metric]`, `mode=[...]` (default `["valid_acc", "latency_ms"]`, `["max", "min"]`).
+The wrapped searcher sees the first as `valid_acc` and the second as `latency_ms` (negated for mode
+"max"). A TuneConfig metric, if any, must be the first of them, with its mode.
+
 Configs it suggests hold the space's decisions (`edge_1_0`, ... for nats-tss) and, under "arch", the
 architecture string they encode. A param_space may add constants; searched keys it does not own are
 refused (`check_param_space`).
@@ -24,7 +30,7 @@ import sys
 from ray.tune.search import Searcher
 
 from autohas.errors import AutohasError
-from autohas.schema import METRIC, MODE, for_searcher
+from autohas.schema import LATENCY, METRIC, MODE, for_searcher
 from autohas.searchers.base import check_param_space
 from autohas.spaces import Space
 
@@ -41,22 +47,48 @@ def tune_run_arguments() -> tuple[str | None, str | None] | None:
     return None
 
 
+def _objective_pair(metric, mode) -> tuple[list[str], list[str]]:
+    """The two objectives' metric names and modes, checked (autohas's own by default)."""
+    metric = list(metric) if metric is not None else [METRIC, LATENCY]
+    if mode is None and metric == [METRIC, LATENCY]:
+        mode = [MODE, "min"]
+    if (len(metric) != 2 or not all(isinstance(m, str) for m in metric) or not isinstance(mode, (list, tuple))
+            or len(mode) != 2 or any(m not in ("min", "max") for m in mode)):
+        raise AutohasError(f"two objectives need metric=[accuracy metric, latency metric] and mode=[its mode, its mode] "
+                           f"('min' or 'max'), e.g. ['{METRIC}', '{LATENCY}'] and ['max', 'min']; got {metric!r}, {mode!r}")
+    return metric, list(mode)
+
+
 class UserSearcher(Searcher):
     """`searcher` (a registered autohas searcher over `space`) for a user's own Tuner."""
 
-    def __init__(self, searcher: Searcher, space: Space, metric: str | None = None, mode: str | None = None):
-        if mode not in (None, "min", "max"):
-            raise AutohasError(f"mode must be 'min' or 'max', not {mode!r}")
+    def __init__(self, searcher: Searcher, space: Space, metric=None, mode=None, objectives: int = 1):
         if any(d.name == ARCH_KEY for d in space.decisions):
             raise AutohasError(f"{space.name} has a decision named {ARCH_KEY!r}, the key its configs keep the architecture under")
+        if objectives == 1:
+            if isinstance(metric, (list, tuple)) or isinstance(mode, (list, tuple)):
+                raise AutohasError("this searcher has one objective: metric and mode are one name each (for two, make it "
+                                   "with objectives=('accuracy', 'latency'))")
+            if mode not in (None, "min", "max"):
+                raise AutohasError(f"mode must be 'min' or 'max', not {mode!r}")
+        else:
+            metric, mode = _objective_pair(metric, mode)
         super().__init__(metric=metric, mode=mode)
         self.searcher = searcher  # Tune's SearchGenerator saves wrappers by this attribute name
         self.space = space
+        self.objectives = objectives
         self.given = (metric, mode)
         self.settled = False  # whether metric and mode are final (Tune's, or none from Tune)
 
     def _adopt(self, metric: str | None, mode: str | None) -> None:
         """Tune's metric and mode where given, else the ones the searcher was made with, else autohas's."""
+        if self.objectives > 1:
+            first = (self.given[0][0], self.given[1][0])
+            if metric is not None and (metric, mode or first[1]) != first:
+                raise AutohasError(f"TuneConfig's metric {metric!r} ({mode}) is not this searcher's first objective "
+                                   f"{first[0]!r} ({first[1]}): give Tune that one, or none")
+            self._metric, self._mode, self.settled = list(self.given[0]), list(self.given[1]), True
+            return
         metric = metric or self.given[0] or METRIC
         mode = mode or self.given[1] or (MODE if metric == METRIC else None)
         if mode is None:
@@ -79,14 +111,16 @@ class UserSearcher(Searcher):
         return config
 
     def _inner_result(self, result: dict) -> dict:
-        """The result as the wrapped searcher reads it: the user's metric as a larger-is-better
-        `valid_acc`, no test accuracies."""
+        """The result as the wrapped searcher reads it: the user's (first) metric as a larger-is-better
+        `valid_acc`, a second one as a smaller-is-better `latency_ms`, no test accuracies."""
         inner = for_searcher(result)
-        if (self._metric, self._mode) != (METRIC, MODE):
-            inner.pop(METRIC, None)
-            value = result.get(self._metric)
-            if value is not None:
-                inner[METRIC] = float(value) if self._mode == "max" else -float(value)
+        metrics, modes = (self._metric, self._mode) if self.objectives > 1 else ([self._metric], [self._mode])
+        for (name, mode), (own, own_mode) in zip(zip(metrics, modes), ((METRIC, MODE), (LATENCY, "min"))):
+            if (name, mode) != (own, own_mode):
+                inner.pop(own, None)
+                value = result.get(name)
+                if value is not None:
+                    inner[own] = float(value) if mode == own_mode else -float(value)
         return inner
 
     def on_trial_result(self, trial_id: str, result: dict) -> None:

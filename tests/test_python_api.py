@@ -95,6 +95,69 @@ def test_a_minimised_metric_drives_the_searcher_as_its_negative_maximised(algo):
         wrapped.on_trial_complete(f"t{i}", {"loss": -score, "valid_acc": -1.0, "test_acc": 99.0})
 
 
+TWO = ("accuracy", "latency")
+
+
+def test_two_objectives_reach_the_wrapped_searcher_as_its_own():
+    """Two user metrics, the first minimised and the second maximised, drive multi-objective rea as
+    its valid_acc and latency_ms: same seed, same proposals as the bare searcher."""
+    bare = searchers.create("rea", SPACE, seed=4, objectives=TWO)
+    wrapped = autohas.searcher("rea", SPACE, seed=4, objectives=TWO, metric=["err", "speed"], mode=["min", "max"])
+    wrapped.set_search_properties("err", "min", {})  # Tune's single metric: the first objective
+    assert (wrapped.metric, wrapped.mode) == (["err", "speed"], ["min", "max"])
+    for i in range(30):
+        config, plain = wrapped.suggest(f"t{i}"), bare.suggest(f"t{i}")
+        assert config["arch"] == SPACE.config_to_arch(plain) and {k: config[k] for k in plain} == plain
+        score = toy_score(config["arch"])
+        latency = 1.0 + (i * 7) % 5  # not monotone in the score: a real trade-off
+        bare.on_trial_complete(f"t{i}", {"valid_acc": score, "latency_ms": latency})
+        wrapped.on_trial_complete(f"t{i}", {"err": -score, "speed": -latency, "valid_acc": -1.0, "latency_ms": 99.0})
+    assert list(wrapped.searcher.population) == list(bare.population)
+    # autohas's own names are the default pair
+    assert autohas.searcher("nsga2", SPACE, objectives=TWO).metric == ["valid_acc", "latency_ms"]
+
+
+def test_two_objectives_are_refused_in_one_line_where_wrong():
+    cases = {
+        "this searcher has one objective": dict(algo="rea", metric=["acc", "ms"], mode=["max", "min"]),
+        "two objectives need metric=": dict(algo="rea", objectives=TWO, metric="acc", mode="max"),
+        "got ['acc', 'ms'], None": dict(algo="nsga2", objectives=TWO, metric=["acc", "ms"]),
+        "got ['acc', 'ms'], ['max', 'fast']": dict(algo="random", objectives=TWO, metric=["acc", "ms"], mode=["max", "fast"]),
+        "gp searches one objective": dict(algo="gp", objectives=TWO),
+    }
+    for message, kwargs in cases.items():
+        with pytest.raises(AutohasError, match=re.escape(message)) as caught:
+            autohas.searcher(kwargs.pop("algo"), SPACE, **kwargs)
+        assert "\n" not in str(caught.value)
+    made = autohas.searcher("rea", SPACE, objectives=TWO, metric=["acc", "ms"], mode=["max", "min"])
+    with pytest.raises(AutohasError, match="TuneConfig's metric 'ms' \\(min\\) is not this searcher's first objective 'acc'"):
+        made.set_search_properties("ms", "min", {})
+
+
+@pytest.mark.parametrize("algo", ["rea", "nsga2"])
+def test_two_objectives_in_a_users_tuner(algo, ray_session, table_path, tmp_path):
+    """A user's Tuner (no param_space; TuneConfig names the first metric) with a two-objective
+    searcher: every trial's pair of numbers reaches it."""
+    from ray import tune
+
+    table = str(table_path)
+
+    def trainable(config):
+        valid = autohas.open_benchmark(table, "nats-tss").evaluate(config["arch"], "cifar10", 12).valid_acc
+        tune.report({"acc": valid, "ms": 1.0 + toy_score(config["arch"])})
+
+    searcher = autohas.searcher(algo, "nats-tss", seed=2, objectives=TWO, metric=["acc", "ms"], mode=["max", "min"])
+    grid = tune.Tuner(trainable, tune_config=tune.TuneConfig(search_alg=searcher, metric="acc", mode="max", num_samples=8),
+                      run_config=tune.RunConfig(storage_path=str(tmp_path), verbose=0)).fit()
+    assert len(grid) == 8 and not grid.errors
+    reported = sorted((r.metrics["acc"], r.metrics["ms"]) for r in grid)
+    if algo == "rea":
+        seen = sorted((score, latency) for _, score, latency in searcher.searcher.population)
+    else:
+        seen = sorted(tuple(t.values) for t in searcher.searcher.inner._ot_study.trials if t.values)
+    assert len(seen) == len(reported) and [x for pair in seen for x in pair] == pytest.approx([x for pair in reported for x in pair])
+
+
 def test_metric_and_mode_precedence():
     made = autohas.searcher("random", SPACE, metric="acc", mode="min")
     made.set_search_properties(None, None, {})
