@@ -17,11 +17,16 @@ from typing import TYPE_CHECKING, Iterator
 from autohas.errors import AutohasError
 from autohas.latency import LOCAL_DEVICES
 from autohas.layout import EXPERIMENT_FILE, PROTOCOL_FILE, RESULTS_FILE
-from autohas.options import Options, declared, fixed_on_resume, method_options, read_yaml, saved_options
+from autohas.options import UNRECORDED, Options, declared, fixed_on_resume, method_options, read_yaml, saved_options
 from autohas.validate import searches_black_box, weight_sharing_algos
 
 if TYPE_CHECKING:
     from autohas.bench import Benchmark
+
+
+def _shown(value) -> str:
+    """An option's value as the command line writes it (lists comma-separated, None as none)."""
+    return ",".join(map(str, value)) if isinstance(value, list) else "none" if value is None else str(value)
 
 
 def check_experiment(options: Options) -> str:
@@ -44,8 +49,12 @@ def check_experiment(options: Options) -> str:
     if exists and options.resume and not options.overwrite and os.path.exists(saved_path):
         saved = read_yaml(saved_path)
         for key in fixed_on_resume():
-            if key in saved and saved[key] != getattr(options, key):
-                raise AutohasError(f"cannot resume {folder} with --{key.replace('_', '-')} {getattr(options, key)}: it was started with {saved[key]}")
+            current, option = getattr(options, key), declared()[key]
+            if key in saved and saved[key] != current:
+                raise AutohasError(f"cannot resume {folder} with {option.flag} {_shown(current)}: it was started with {_shown(saved[key])}")
+            if key not in saved and option.absent_means is not UNRECORDED and current not in (None, option.absent_means):
+                raise AutohasError(f"cannot resume {folder} with {option.flag} {_shown(current)}: it was started by an "
+                                   f"autohas without {option.flag}, so with {_shown(option.absent_means)}")
         algos = list(saved.get("algo", []))
         options.algo = algos + [a for a in options.algo if a not in algos]
     return folder

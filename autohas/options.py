@@ -25,6 +25,9 @@ PLACES = {
 }
 
 
+UNRECORDED = object()  # Option.absent_means of an option that experiment.yaml has always held
+
+
 @dataclass(frozen=True)
 class Option:
     """One option: `--name-with-dashes` on the command line, `name_with_underscores` (or dashes) in YAML."""
@@ -39,6 +42,9 @@ class Option:
     saved: bool = True  # kept in experiment.yaml
     method_setting: bool = False  # handed to the weight-sharing methods' Settings (`method_options`)
     cli_only: bool = False  # read by the command line itself (not an experiment option)
+    # for an option added after experiments were first saved: the value an experiment.yaml without it
+    # ran with, so that resuming such an experiment with the option set is refused (UNRECORDED: not checked)
+    absent_means: Any = UNRECORDED
 
     @property
     def flag(self) -> str:
@@ -76,23 +82,23 @@ OPTIONS: tuple[Option, ...] = (
            "(shared weights only; NATS-Bench's warm-up); default 0"),
     Option("flops_target", float, applies=(WEIGHT_SHARING,), fixed_on_resume=True, method_setting=True,
            help="tas: add TAS' cost loss toward this many MFLOPs (lambda 2, tolerance 5%%); default none, as NATS-Bench"),
-    Option("latency_table", fixed_on_resume=True,
+    Option("latency_table", fixed_on_resume=True, absent_means=None,
            help="hardware-aware search: a latency table (CSV: arch_index, arch_str, <device>_ms columns), e.g. "
            "../shared/data/nats-tss/nats-tss-latency.csv; records then carry each architecture's latency_ms on --device"),
-    Option("device", fixed_on_resume=True,
+    Option("device", fixed_on_resume=True, absent_means=None,
            help="with --latency-table: the device whose latency column is read, e.g. pixel3 (a column name without _ms); "
            "without it, in train mode: local-cpu or local-gpu measures each trained network's inference latency on the "
            "trial's machine (warm-up, then the median of timed forwards), kept per architecture in the experiment"),
-    Option("latency_batch", int, applies=(TRAIN,), fixed_on_resume=True,
+    Option("latency_batch", int, applies=(TRAIN,), fixed_on_resume=True, absent_means=None,
            help="with --device local-cpu / local-gpu: the inputs of each timed forward (default 1)"),
-    Option("latency_limit", float, fixed_on_resume=True,
+    Option("latency_limit", float, fixed_on_resume=True, absent_means=None,
            help="with --latency-table and --device: constrained search for the black-box searchers; an architecture "
            "slower than this many ms is never evaluated (no trial, no cost) and the searcher is told it is infeasible"),
-    Option("latency_target", float, applies=(WEIGHT_SHARING,), fixed_on_resume=True,
+    Option("latency_target", float, applies=(WEIGHT_SHARING,), fixed_on_resume=True, absent_means=None,
            help="with --latency-table and --device: weight sharing on nats-tss (darts-v1, darts-v2, gdas, setn, sanas-darts, "
            "sanas-gdas, lease): add TAS' cost loss toward this many ms to the architecture update, the expected latency "
            "from an additive per-op model fitted to the device's column (lambda 2, tolerance 5%%); default none"),
-    Option("objectives", list, fixed_on_resume=True,
+    Option("objectives", list, fixed_on_resume=True, absent_means=["accuracy"],
            help="what the black-box searchers optimise: accuracy (default) or accuracy,latency (multi-objective "
            "search: maximise the search signal, minimise latency_ms on --device; needs --latency-table and --device; "
            "random, rea, nsga2 and tpe support it); each run's outcome is then its Pareto front"),

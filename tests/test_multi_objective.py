@@ -279,7 +279,41 @@ def test_the_report_draws_fronts_and_tabulates_hypervolumes(ray_session, tables,
     # the objectives are fixed on resume
     capsys.readouterr()
     assert main(argv[:-1] + ["--resume", "--objectives", "accuracy", "--quiet"]) == 2
-    assert "--objectives ['accuracy']: it was started with ['accuracy', 'latency']" in capsys.readouterr().err
+    assert "--objectives accuracy: it was started with accuracy,latency" in capsys.readouterr().err
+
+
+def test_an_experiment_saved_before_the_latency_options_resumes_only_without_them(tables, tmp_path, capsys):
+    """experiment.yaml of an autohas without the hardware-aware options lacks their keys: it ran with one
+    objective and no latency, so resuming it with them is refused (one line, before Ray), without them allowed."""
+    import yaml
+
+    from autohas.experiment import check_experiment
+    from autohas.tune import main
+    from autohas.validate import parse_options, validate
+
+    bench, table, _, _ = tables
+    plain = ["--algo", "rea", "--space", "nats-tss", "--dataset", "cifar10", "--benchmark", str(bench), "--num-samples", "5",
+             "--storage", str(tmp_path), "--name", "old", "--resume", "--quiet"]
+    folder = tmp_path / "old"
+    folder.mkdir()
+    saved = yaml.safe_load(yaml.safe_dump(vars(validate(parse_options(plain)))))
+    older = {k: v for k, v in saved.items() if k in ("algo", "space", "dataset", "benchmark", "evaluate", "num_samples")}
+    (folder / "experiment.yaml").write_text(yaml.safe_dump(older))
+    (folder / "results.jsonl").write_text("")
+    assert check_experiment(validate(parse_options(plain))) == str(folder)
+    capsys.readouterr()
+    hardware = ["--latency-table", str(table), "--device", DEVICE]
+    assert main(plain + hardware) == 2
+    err = capsys.readouterr().err.strip()
+    assert "\n" not in err and f"with --latency-table {table}: it was started by an autohas without --latency-table, so with none" in err
+    # one saved with a latency table but before --objectives: it searched accuracy alone
+    (folder / "experiment.yaml").write_text(yaml.safe_dump({**older, "latency_table": str(table), "device": DEVICE}))
+    assert check_experiment(validate(parse_options(plain + hardware))) == str(folder)
+    assert main(plain + hardware + ["--objectives", "accuracy,latency"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "\n" not in err and "with --objectives accuracy,latency: it was started by an autohas without --objectives, so with accuracy" in err
+    assert check_experiment(validate(parse_options(plain + hardware + ["--objectives", "accuracy"]))) == str(folder)
+    assert sorted(p.name for p in folder.iterdir()) == ["experiment.yaml", "results.jsonl"]
 
 
 
