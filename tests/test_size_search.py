@@ -314,6 +314,11 @@ def test_width_cost_tables_count_exactly_what_the_real_networks_count():
         arch = ":".join(str(CHANNELS[i]) for i in choice)
         brute += weight * count_flops(build_network("nats-sss", arch, 10), (3, 16, 16))
     assert float(cost.expected(probs)) == pytest.approx(brute, rel=1e-12)
+    # the device-side lookup TAS' cost loss decides by is the expectation of a one-hot distribution, to the last bit
+    for _ in range(200):
+        indices = [rng.randrange(8) for _ in range(5)]
+        one_hot = torch.nn.functional.one_hot(torch.tensor(indices), 8).to(torch.float64)
+        assert cost.of_tensor(torch.tensor(indices)).item() == float(cost.expected(one_hot))
 
 
 @pytest.mark.parametrize("target_scale,direction", [(0.3, -1), (3.0, 1), (1.0, 0)])

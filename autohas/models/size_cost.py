@@ -54,18 +54,34 @@ class WidthCost:
 
     def __init__(self, num_classes: int, image_size: int) -> None:
         self.first, self.pairs, self.classifier = _tables(int(num_classes), int(image_size))
+        self._on_device: dict = {}  # device -> the tables there, copied once (not at every step)
+
+    def _tables_on(self, device: torch.device) -> tuple[torch.Tensor, list[torch.Tensor], torch.Tensor]:
+        if device not in self._on_device:
+            self._on_device[device] = (self.first.to(device), [t.to(device) for t in self.pairs], self.classifier.to(device))
+        return self._on_device[device]
 
     def expected(self, probs: torch.Tensor) -> torch.Tensor:
         """E[FLOPs] when layer l's width index is drawn from probs[l] (layers x widths), independently."""
         p = probs.to(torch.float64)
-        total = p[0] @ self.first.to(p.device) + p[-1] @ self.classifier.to(p.device)
-        for layer, table in enumerate(self.pairs, start=1):
-            total = total + p[layer - 1] @ table.to(p.device) @ p[layer]
+        first, pairs, classifier = self._tables_on(p.device)
+        total = p[0] @ first + p[-1] @ classifier
+        for layer, table in enumerate(pairs, start=1):
+            total = total + p[layer - 1] @ table @ p[layer]
         return total
 
     def of(self, indices: Sequence[int]) -> float:
         """FLOPs of the configuration with width index indices[l] in layer l."""
-        one_hot = torch.zeros(len(indices), len(CHANNELS), dtype=torch.float64)
-        one_hot[torch.arange(len(indices)), torch.tensor([int(i) for i in indices])] = 1.0
-        return float(self.expected(one_hot))
+        return float(self.of_tensor(torch.tensor([int(i) for i in indices])))
+
+    def of_tensor(self, indices: torch.Tensor) -> torch.Tensor:
+        """`of` as a float64 scalar tensor on `indices`' device: the table entries `expected` sums for a
+        one-hot distribution, added in its order (so the same number to the last bit), looked up on the
+        device (TAS' per-step cost loss never waits for the host)."""
+        i = indices.to(torch.int64)
+        first, pairs, classifier = self._tables_on(i.device)
+        total = first[i[0]] + classifier[i[-1]]
+        for layer, table in enumerate(pairs, start=1):
+            total = total + table[i[layer - 1], i[layer]]
+        return total
 

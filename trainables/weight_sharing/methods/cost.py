@@ -3,8 +3,8 @@
 TAS (thesis Eq. 3.14-3.15) adds lambda * L_cost to the architecture's validation loss, with
 L_cost = log E_cost if the argmax architecture costs more than (1 + t) R, -log E_cost if less than
 (1 - t) R, else 0; E_cost is the expected cost under the distribution softmax(alpha). `cost_loss`
-is that term, once, for any cost that says what one architecture costs (`of`) and what the
-distribution costs in expectation, differentiably (`expected`): `WidthCost` (exact FLOPs of sss
+is that term, once, for any cost that says what one architecture costs (`of_tensor`, looked up on
+the device) and what the distribution costs in expectation, differentiably (`expected`): `WidthCost` (exact FLOPs of sss
 widths, `autohas/models/size_cost.py`) for tas' --flops-target, `LatencyCost` for --latency-target.
 
 `LatencyCost` is FBNet's latency loss in TAS' form: E_cost is the additive per-op model fitted to a
@@ -34,8 +34,8 @@ COST_TOLERANCE = 0.05  # TAS' t (5 %)
 class Cost(Protocol):
     """What TAS' cost loss needs of a cost."""
 
-    def of(self, indices: Sequence[int]) -> float:
-        """The cost of the architecture with choice indices[d] in decision d."""
+    def of_tensor(self, indices: torch.Tensor) -> torch.Tensor:
+        """The cost of the architecture with choice indices[d] in decision d, a float64 scalar on their device."""
 
     def expected(self, probs: torch.Tensor) -> torch.Tensor:
         """Its expectation when decision d takes choice o with probability probs[d, o], differentiable."""
@@ -45,16 +45,9 @@ def cost_loss(cost: Cost, alpha: torch.Tensor, target: float, tolerance: float) 
     """TAS' L_cost (Eq. 3.15): log E_cost if the argmax architecture costs over (1+t) R, -log E_cost
     if under (1-t) R, else 0; R = `target` (the cost's unit), t = `tolerance`, E_cost under softmax(alpha)."""
     low, high = (1 - tolerance) * target, (1 + tolerance) * target
-    choices = alpha.detach().argmax(dim=-1)
-    if isinstance(cost, LatencyCost):  # decided on alpha's device: no host round trip per step
-        current = cost.of_tensor(choices)
-        expected = cost.expected(torch.softmax(alpha, dim=-1)).log().to(alpha.dtype)
-        return torch.where(current > high, expected, torch.where(current < low, -expected, alpha.sum() * 0.0))
-    current = cost.of(choices.tolist())
-    if low <= current <= high:
-        return alpha.sum() * 0.0
+    current = cost.of_tensor(alpha.detach().argmax(dim=-1))  # decided on alpha's device: no host round trip per step
     expected = cost.expected(torch.softmax(alpha, dim=-1)).log().to(alpha.dtype)
-    return expected if current > high else -expected
+    return torch.where(current > high, expected, torch.where(current < low, -expected, alpha.sum() * 0.0))
 
 
 @dataclass(frozen=True, eq=False)
