@@ -47,13 +47,13 @@ def tune_run_arguments() -> tuple[str | None, str | None] | None:
     return None
 
 
-def _objective_pair(metric, mode) -> tuple[list[str], list[str]]:
+def _objective_pair(metric: str | list[str] | None, mode: str | list[str] | None) -> tuple[list[str], list[str]]:
     """The two objectives' metric names and modes, checked (autohas's own by default)."""
-    metric = list(metric) if metric is not None else [METRIC, LATENCY]
+    metric = [METRIC, LATENCY] if metric is None else list(metric) if isinstance(metric, (list, tuple)) else metric
     if mode is None and metric == [METRIC, LATENCY]:
         mode = [MODE, "min"]
-    if (len(metric) != 2 or not all(isinstance(m, str) for m in metric) or not isinstance(mode, (list, tuple))
-            or len(mode) != 2 or any(m not in ("min", "max") for m in mode)):
+    if (not isinstance(metric, list) or len(metric) != 2 or not all(isinstance(m, str) for m in metric)
+            or not isinstance(mode, (list, tuple)) or len(mode) != 2 or any(m not in ("min", "max") for m in mode)):
         raise AutohasError(f"two objectives need metric=[accuracy metric, latency metric] and mode=[its mode, its mode] "
                            f"('min' or 'max'), e.g. ['{METRIC}', '{LATENCY}'] and ['max', 'min']; got {metric!r}, {mode!r}")
     return metric, list(mode)
@@ -62,7 +62,8 @@ def _objective_pair(metric, mode) -> tuple[list[str], list[str]]:
 class UserSearcher(Searcher):
     """`searcher` (a registered autohas searcher over `space`) for a user's own Tuner."""
 
-    def __init__(self, searcher: Searcher, space: Space, metric=None, mode=None, objectives: int = 1):
+    def __init__(self, searcher: Searcher, space: Space, metric: str | list[str] | None = None,
+                 mode: str | list[str] | None = None, objectives: int = 1):
         if any(d.name == ARCH_KEY for d in space.decisions):
             raise AutohasError(f"{space.name} has a decision named {ARCH_KEY!r}, the key its configs keep the architecture under")
         if objectives == 1:

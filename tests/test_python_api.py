@@ -120,7 +120,8 @@ def test_two_objectives_reach_the_wrapped_searcher_as_its_own():
 def test_two_objectives_are_refused_in_one_line_where_wrong():
     cases = {
         "this searcher has one objective": dict(algo="rea", metric=["acc", "ms"], mode=["max", "min"]),
-        "two objectives need metric=": dict(algo="rea", objectives=TWO, metric="acc", mode="max"),
+        "two objectives need metric=[accuracy metric, latency metric] and mode=[its mode, its mode] ('min' or 'max'), "
+        "e.g. ['valid_acc', 'latency_ms'] and ['max', 'min']; got 'acc', 'max'": dict(algo="rea", objectives=TWO, metric="acc", mode="max"),
         "got ['acc', 'ms'], None": dict(algo="nsga2", objectives=TWO, metric=["acc", "ms"]),
         "got ['acc', 'ms'], ['max', 'fast']": dict(algo="random", objectives=TWO, metric=["acc", "ms"], mode=["max", "fast"]),
         "gp searches one objective": dict(algo="gp", objectives=TWO),
