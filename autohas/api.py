@@ -30,13 +30,20 @@ def searcher(algo: str, space: Space | str = "nats-tss", seed: int = 0, metric: 
     space's decisions and the architecture string under "arch" (also `space.config_to_arch(config)`).
     A param_space may add constants; other searched keys are refused. bohb needs Tune's
     HyperBandForBOHB scheduler beside it. With `objectives=("accuracy", "latency")` (random, rea, nsga2,
-    tpe) it searches two: `metric` and `mode` are then lists of two, given here (Tune's TuneConfig
-    takes one metric), by default ["valid_acc", "latency_ms"] and ["max", "min"]."""
+    tpe) it searches two: `metric` and `mode` are then lists of two in that order, given here (Tune's
+    TuneConfig takes one metric); left out, ["valid_acc", "latency_ms"] and ["max", "min"]. The
+    trainable reports both (autohas.tabular_trainable reports no latency)."""
     from autohas import searchers
     from autohas.searchers.user import UserSearcher
 
     the_space = _space(space)
-    objectives = 2 if searchers.is_multi_objective(options.get("objectives")) else 1
+    if options.get("objectives") is not None:
+        given = options["objectives"]
+        options["objectives"] = searchers.canonical_objectives(given, "objectives")
+        as_given = tuple(o.strip() for o in given.split(",")) if isinstance(given, str) else tuple(given)
+        if as_given != options["objectives"]:
+            raise AutohasError(f"give objectives as {options['objectives']}: metric and mode follow that order")
+    objectives = len(options.get("objectives") or searchers.SINGLE_OBJECTIVE)
     return UserSearcher(searchers.create(algo, the_space, seed, **options), the_space, metric=metric, mode=mode,
                         objectives=objectives)
 

@@ -12,7 +12,7 @@ import contextlib
 import json
 import os
 from dataclasses import fields
-from typing import TYPE_CHECKING, Iterator
+from typing import TYPE_CHECKING, Any, Iterator
 
 from autohas.errors import AutohasError
 from autohas.latency import LOCAL_DEVICES
@@ -24,7 +24,7 @@ if TYPE_CHECKING:
     from autohas.bench import Benchmark
 
 
-def _shown(value) -> str:
+def _shown(value: Any) -> str:
     """An option's value as the command line writes it (lists comma-separated, None as none)."""
     return ",".join(map(str, value)) if isinstance(value, list) else "none" if value is None else str(value)
 

@@ -25,7 +25,7 @@ PLACES = {
 }
 
 
-UNRECORDED = object()  # Option.absent_means of an option that experiment.yaml has always held
+UNRECORDED = object()  # Option.absent_means where an absent key is not checked
 
 
 @dataclass(frozen=True)
@@ -42,8 +42,8 @@ class Option:
     saved: bool = True  # kept in experiment.yaml
     method_setting: bool = False  # handed to the weight-sharing methods' Settings (`method_options`)
     cli_only: bool = False  # read by the command line itself (not an experiment option)
-    # for an option added after experiments were first saved: the value an experiment.yaml without it
-    # ran with, so that resuming such an experiment with the option set is refused (UNRECORDED: not checked)
+    # for an option added after experiment.yaml was first saved: the value an experiment.yaml without it
+    # ran with, so that resuming such an experiment with the option set is refused
     absent_means: Any = UNRECORDED
 
     @property
@@ -113,7 +113,7 @@ OPTIONS: tuple[Option, ...] = (
     Option("seeds", int, default=1, help="number of seeds: runs seeds S..S+K-1 (default 1)"),
     Option("concurrency", int, fixed_on_resume=True,
            help="trials at once per run (default 1; train: as many as the resources fit)"),
-    Option("scheduler", choices=("asha", "hyperband"), fixed_on_resume=True,
+    Option("scheduler", choices=("asha", "hyperband"), fixed_on_resume=True, absent_means=None,
            help="Ray Tune's trial scheduler for the black-box searchers but bohb: asha (ASHAScheduler) stops, hyperband "
            "(HyperBandScheduler) pauses and stops trials at lower epochs; needs several fidelities (the official "
            "NATS-Bench files, or --evaluate train); default none (every trial runs its whole budget)"),

@@ -25,9 +25,12 @@ from __future__ import annotations
 import json
 import pickle
 import uuid
-from typing import Iterable
+from typing import TYPE_CHECKING, Iterable
 
 from ray.tune import Callback
+
+if TYPE_CHECKING:
+    import pyarrow.fs
 
 SNAPSHOT_DIR = ".autohas-state"
 CURRENT = "CURRENT"
@@ -113,7 +116,7 @@ def _loads(name: str, data: bytes) -> bool:
         return False
 
 
-def _published(fs, run_dir: str) -> str | None:
+def _published(fs: pyarrow.fs.FileSystem, run_dir: str) -> str | None:
     """Path of the snapshot the pointer names (None before the first one is published)."""
     root = f"{run_dir.rstrip('/')}/{SNAPSHOT_DIR}"
     try:
@@ -122,17 +125,18 @@ def _published(fs, run_dir: str) -> str | None:
         return None
 
 
-def published_experiment_state(run_dir: str, fs=None) -> str:
-    """Text of the experiment state in the published snapshot of `run_dir` (a path in `fs`,
-    default the local disk; '' if none yet): what a resume starts from. A snapshot folder still
-    being written, or one replaced, is not it."""
+def published_experiment_state(run_dir: str, fs: pyarrow.fs.FileSystem | None = None) -> str:
+    """Text of the experiment state a resume starts from: in the published snapshot of `run_dir` (a
+    path in `fs`, default the local disk), the newest experiment_state file, as Tune picks it ('' if
+    none yet). A snapshot folder still being written, or one replaced, is not it."""
     fs = fs or _local()
     source = _published(fs, run_dir)
     if source is None:
         return ""
     try:
-        names = [n for n, folder in _entries(fs, source).items() if not folder and n.startswith("experiment_state")]
-        return "".join(_read(fs, f"{source}/{n}").decode(errors="replace") for n in names)
+        names = [n for n, folder in _entries(fs, source).items()
+                 if not folder and n.startswith("experiment_state-") and n.endswith(".json")]
+        return _read(fs, f"{source}/{max(names)}").decode(errors="replace") if names else ""
     except OSError:  # replaced by a newer snapshot between the pointer's read and these reads
         return ""
 

@@ -183,15 +183,9 @@ def _validate_objectives(options: Options) -> None:
     latency (a table's device, or one measured in train mode: local-cpu / local-gpu), searchers that take
     two objectives, and no trial scheduler."""
     from autohas.latency import LOCAL_DEVICES
-    from autohas.searchers import MULTI_OBJECTIVE, OBJECTIVE_NAMES
+    from autohas.searchers import MULTI_OBJECTIVE, canonical_objectives
 
-    given = list(options.objectives or ["accuracy"])
-    unknown = [o for o in given if o not in OBJECTIVE_NAMES]
-    if unknown:
-        raise AutohasError(f"unknown objective {unknown[0]!r} in --objectives; choose accuracy or accuracy,latency")
-    if len(set(given)) != len(given) or "accuracy" not in given:
-        raise AutohasError(f"--objectives {','.join(given)}: give accuracy, or accuracy,latency (each once)")
-    options.objectives = [o for o in OBJECTIVE_NAMES if o in given]  # the canonical order
+    options.objectives = list(canonical_objectives(options.objectives))
     if options.objectives == ["accuracy"]:
         return
     flag = f"--objectives {','.join(options.objectives)}"

@@ -2,7 +2,7 @@
 the Tune trial scheduler a run of it uses; `describe` one line on each searcher's settings."""
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Sequence
 
 from autohas.errors import AutohasError
 from autohas.spaces import Space
@@ -42,6 +42,18 @@ _MULTI_OBJECTIVE_DESCRIPTIONS = {
     "rea": "regularized evolution with non-dominated sorting: population 10, tournament of 3, one-decision mutation; "
     "the tournament's winner has the best (non-dominated rank, then larger crowding distance) within the population",
 }
+
+
+def canonical_objectives(objectives: str | Sequence[str] | None, what: str = "--objectives") -> tuple[str, ...]:
+    """`objectives` (names, or one comma-separated string; None: accuracy) checked and in the canonical
+    order: ("accuracy",) or ("accuracy", "latency"). `what` names them in a refusal."""
+    given = [o.strip() for o in objectives.split(",")] if isinstance(objectives, str) else list(objectives or SINGLE_OBJECTIVE)
+    unknown = [o for o in given if o not in OBJECTIVE_NAMES]
+    if unknown:
+        raise AutohasError(f"unknown objective {unknown[0]!r} in {what}; choose accuracy or accuracy,latency")
+    if len(set(given)) != len(given) or "accuracy" not in given:
+        raise AutohasError(f"{what} {','.join(given)}: give accuracy, or accuracy,latency (each once)")
+    return tuple(o for o in OBJECTIVE_NAMES if o in given)
 
 
 def is_multi_objective(objectives) -> bool:

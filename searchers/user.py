@@ -63,7 +63,7 @@ class UserSearcher(Searcher):
     """`searcher` (a registered autohas searcher over `space`) for a user's own Tuner."""
 
     def __init__(self, searcher: Searcher, space: Space, metric: str | list[str] | None = None,
-                 mode: str | list[str] | None = None, objectives: int = 1):
+                 mode: str | list[str] | None = None, objectives: int = 1) -> None:
         if any(d.name == ARCH_KEY for d in space.decisions):
             raise AutohasError(f"{space.name} has a decision named {ARCH_KEY!r}, the key its configs keep the architecture under")
         if objectives == 1:

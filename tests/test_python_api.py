@@ -125,37 +125,47 @@ def test_two_objectives_are_refused_in_one_line_where_wrong():
         "got ['acc', 'ms'], None": dict(algo="nsga2", objectives=TWO, metric=["acc", "ms"]),
         "got ['acc', 'ms'], ['max', 'fast']": dict(algo="random", objectives=TWO, metric=["acc", "ms"], mode=["max", "fast"]),
         "gp searches one objective": dict(algo="gp", objectives=TWO),
+        "unknown objective 'latnecy' in objectives": dict(algo="rea", objectives=("accuracy", "latnecy")),
+        "objectives latency: give accuracy, or accuracy,latency (each once)": dict(algo="rea", objectives=("latency",)),
+        "give objectives as ('accuracy', 'latency'): metric and mode follow that order":
+            dict(algo="rea", objectives=("latency", "accuracy"), metric=["ms", "acc"], mode=["min", "max"]),
     }
     for message, kwargs in cases.items():
         with pytest.raises(AutohasError, match=re.escape(message)) as caught:
             autohas.searcher(kwargs.pop("algo"), SPACE, **kwargs)
         assert "\n" not in str(caught.value)
+    # one comma-separated string, as on the command line; a single "accuracy" is one objective
+    assert autohas.searcher("rea", SPACE, objectives="accuracy,latency").metric == ["valid_acc", "latency_ms"]
+    assert autohas.searcher("rea", SPACE, objectives="accuracy").metric is None
     made = autohas.searcher("rea", SPACE, objectives=TWO, metric=["acc", "ms"], mode=["max", "min"])
     with pytest.raises(AutohasError, match="TuneConfig's metric 'ms' \\(min\\) is not this searcher's first objective 'acc'"):
         made.set_search_properties("ms", "min", {})
 
 
-@pytest.mark.parametrize("algo", ["rea", "nsga2"])
-def test_two_objectives_in_a_users_tuner(algo, ray_session, table_path, tmp_path):
-    """A user's Tuner (no param_space; TuneConfig names the first metric) with a two-objective
-    searcher: every trial's pair of numbers reaches it."""
+@pytest.mark.parametrize("algo,with_param_space", [("rea", True), ("nsga2", False)])
+def test_two_objectives_in_a_users_tuner(algo, with_param_space, ray_session, table_path, tmp_path):
+    """A user's Tuner with a two-objective searcher whose accuracy is a minimised error, TuneConfig naming
+    that first metric (with a param_space Tune hands it over by set_search_properties, without one the
+    searcher reads it from tune.run): every trial's pair of numbers reaches the searcher, the error as
+    its accuracy."""
     from ray import tune
 
     table = str(table_path)
 
     def trainable(config):
         valid = autohas.open_benchmark(table, "nats-tss").evaluate(config["arch"], "cifar10", 12).valid_acc
-        tune.report({"acc": valid, "ms": 1.0 + toy_score(config["arch"])})
+        tune.report({"err": 100.0 - valid, "ms": 1.0 + toy_score(config["arch"])})
 
-    searcher = autohas.searcher(algo, "nats-tss", seed=2, objectives=TWO, metric=["acc", "ms"], mode=["max", "min"])
-    grid = tune.Tuner(trainable, tune_config=tune.TuneConfig(search_alg=searcher, metric="acc", mode="max", num_samples=8),
-                      run_config=tune.RunConfig(storage_path=str(tmp_path), verbose=0)).fit()
+    searcher = autohas.searcher(algo, "nats-tss", seed=2, objectives=TWO, metric=["err", "ms"], mode=["min", "min"])
+    extra = {"param_space": {**autohas.param_space("nats-tss"), "lr": 0.1}} if with_param_space else {}
+    grid = tune.Tuner(trainable, tune_config=tune.TuneConfig(search_alg=searcher, metric="err", mode="min", num_samples=8),
+                      run_config=tune.RunConfig(storage_path=str(tmp_path), verbose=0), **extra).fit()
     assert len(grid) == 8 and not grid.errors
-    reported = sorted((r.metrics["acc"], r.metrics["ms"]) for r in grid)
+    reported = sorted((100.0 - r.metrics["err"], r.metrics["ms"]) for r in grid)
     if algo == "rea":
-        seen = sorted((score, latency) for _, score, latency in searcher.searcher.population)
+        seen = sorted((100.0 + score, latency) for _, score, latency in searcher.searcher.population)  # score = -err
     else:
-        seen = sorted(tuple(t.values) for t in searcher.searcher.inner._ot_study.trials if t.values)
+        seen = sorted((100.0 + values[0], values[1]) for values in (t.values for t in searcher.searcher.inner._ot_study.trials) if values)
     assert len(seen) == len(reported) and [x for pair in seen for x in pair] == pytest.approx([x for pair in reported for x in pair])
 
 

@@ -42,8 +42,9 @@ def test_published_state_is_the_one_a_resume_restores(tmp_path):
     run.mkdir()
     assert published_experiment_state(str(run)) == ""
     _stage(staging, 1)
+    (staging / "experiment_state-s0.json").write_text(json.dumps({"step": 0}))  # a previous session's, synced down
     take_snapshot(str(staging), str(run))
-    assert json.loads(published_experiment_state(str(run))) == {"step": 1}
+    assert json.loads(published_experiment_state(str(run))) == {"step": 1}  # the newest, as Tune picks it
     unpublished = run / SNAPSHOT_DIR / "snap-unpublished"
     unpublished.mkdir()
     (unpublished / "experiment_state-s1.json").write_text(json.dumps({"step": 2}))
