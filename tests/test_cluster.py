@@ -91,11 +91,17 @@ def test_cli_spreads_trials_over_both_nodes_and_a_killed_driver_resumes(cluster,
         first.wait()
     before = _epochs_by_trial(tmp_path / "e")
     assert sum(len(e) for e in before.values()) < 3 * EPOCHS  # really interrupted
+    # what the resume restores: a trial that reported after its save (between the wait and the kill) is rightly dropped
+    from autohas.state_snapshots import published_experiment_state
+
+    state = published_experiment_state(str(tmp_path / "e" / "random-seed0"))
+    known = {trial for trial in before if trial in state}
+    assert known
     done = subprocess.run(argv + ["--resume"], env=client_env(), capture_output=True, text=True, timeout=400)
     assert done.returncode == 0, done.stderr[-3000:]
     experiment = tmp_path / "e"
     after = _assert_every_trial_once(experiment, 3, EPOCHS)
-    assert set(before) <= set(after)  # the trials saved before the kill were continued, not replaced
+    assert known <= set(after) and not (set(before) - known) & set(after)  # the saved trials continued, not replaced
     # (a trial the killed run started after its last save left a folder that no result refers to)
     nodes = {t: n for t, n in _nodes_of_trials(cluster, experiment / "random-seed0").items() if t in after}
     assert set(nodes) == set(after) and all(n and "?" not in n for n in nodes.values()), nodes

@@ -92,6 +92,13 @@ def test_killed_experiment_in_object_storage_resumes_without_a_local_copy(s3, tm
         first.wait()
     before = _epochs(_read(fs, "bucket/autohas/e/results.jsonl"))
     assert 0 < sum(map(len, before.values())) < 2 * EPOCHS
+    # what the resume restores (read now, the bucket is still): a trial that reported after it was saved
+    # (between the poll and the kill) is rightly dropped, the others continue
+    from autohas.state_snapshots import published_experiment_state
+
+    state = published_experiment_state("bucket/autohas/e/random-seed0", fs)
+    known = {trial for trial in before if trial in state}
+    assert known
 
     # a second driver, with an empty local copy, continues the experiment from the bucket alone
     argv, env = _cli(uri, tmp_path / "second-machine", "--resume")
@@ -99,7 +106,7 @@ def test_killed_experiment_in_object_storage_resumes_without_a_local_copy(s3, tm
     assert done.returncode == 0, done.stderr[-3000:]
     after = _epochs(_read(fs, "bucket/autohas/e/results.jsonl"))
     assert len(after) == 2 and all(e == list(range(1, EPOCHS + 1)) for e in after.values()), after
-    assert set(before) <= set(after)  # trials the first driver's saved state knew were continued, not replaced
+    assert known <= set(after) and not (set(before) - known) & set(after)  # the saved state's trials continued, not replaced
     # the uploaded driver files are those of the local copy, and the report is there
     copy = tmp_path / "second-machine"
     results = next(copy.rglob("e/results.jsonl"))
