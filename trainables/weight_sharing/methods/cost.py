@@ -4,8 +4,9 @@ TAS (thesis Eq. 3.14-3.15) adds lambda * L_cost to the architecture's validation
 L_cost = log E_cost if the argmax architecture costs more than (1 + t) R, -log E_cost if less than
 (1 - t) R, else 0; E_cost is the expected cost under the distribution softmax(alpha). `cost_loss`
 is that term, once, for any cost that says what one architecture costs (`of_tensor`, looked up on
-the device) and what the distribution costs in expectation, differentiably (`expected`): `WidthCost` (exact FLOPs of sss
-widths, `autohas/models/size_cost.py`) for tas' --flops-target, `LatencyCost` for --latency-target.
+the device) and what the distribution costs in expectation, differentiably (`expected`):
+`WidthCost` (exact FLOPs of sss widths, `autohas/models/size_cost.py`) for tas' --flops-target,
+`LatencyCost` for --latency-target.
 
 `LatencyCost` is FBNet's latency loss in TAS' form: E_cost is the additive per-op model fitted to a
 latency table's device column (`autohas.latency.fit_additive_model`) at the per-edge probabilities,
